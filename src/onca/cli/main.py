@@ -1,0 +1,41 @@
+"""The `onca` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from onca import __version__
+from onca.cli import test_command
+
+app = typer.Typer(
+    name="onca",
+    help="Onca: self-hosted security monitoring with detections as Python code.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"onca {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Onca: self-hosted security monitoring with detections as Python code."""
+
+
+app.command("test")(test_command.test)
+
+
+def main() -> None:
+    sys.exit(app())

@@ -1,0 +1,1 @@
+"""Detection-as-code: the panther-analysis content format, its runtime, runner and test harness."""
