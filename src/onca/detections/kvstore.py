@@ -159,11 +159,15 @@ class KVStore:
                 isolation_level=None,
                 check_same_thread=False,
             )
-            if self.path is not None:
-                self._enable_wal(db)
-                # WAL with NORMAL sync cannot corrupt the file; a power cut may lose the last writes.
-                db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+            try:
+                if self.path is not None:
+                    self._enable_wal(db)
+                    # WAL with NORMAL sync cannot corrupt the file; a power cut may lose the last writes.
+                    db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
             self._db = db
             # A fresh lock: the parent's may have been held by one of its threads at fork time.
             self._lock = threading.Lock()
@@ -199,8 +203,7 @@ class KVStore:
     def _read(self, key: str) -> _Item | None:
         db, lock = self._session()
         with lock:
-            row = db.execute(_SELECT_ALIVE, (key, self._clock())).fetchone()
-        return None if row is None else _Item(*row)
+            return self._load(db, key, self._clock())
 
     @staticmethod
     def _load(db: sqlite3.Connection, key: str, now: float) -> _Item | None:
