@@ -16,6 +16,13 @@ Semantics (the engine's contract; see the module's tests for each rule):
 * IP conditions are false (their negations true) for a value that is not an IP address or CIDR, since
   log fields such as CloudTrail's `sourceIPAddress` legitimately hold host names. A list target matches
   when any element does.
+* `IsNullOrEmpty` follows Python truthiness (`not value`): `false` and 0 are empty, like "" [] {}.
+* Unary conditions may carry `Value: true` (the same condition) or `Value: false` (its negation).
+* `Key` and `DeepKey` fall back to a case-insensitive key match, as the event object of Python rules
+  does; `KeyPath` and `Enrichment` are JMESPath-style and case-sensitive. A `[*]` wildcard projects the
+  rest of the path over a list, dropping missing and null results.
+* List comprehensions AND their inner expressions per element; on an empty list `AllElements` and
+  `NoElement` hold, on a missing or non-list field only `NoElement` does.
 * Ordering comparisons use Python ordering, so comparing a number with a string raises `TypeError`
   (a rule error, as in the reference filter evaluator).
 """
@@ -107,14 +114,24 @@ def parse_key_path(path: str) -> list[Any]:
     return steps
 
 
-def _walk(value: Any, steps: list[Any], start: int) -> Any:
+def _lookup(mapping: Any, key: str, fold: bool) -> Any:
+    value = mapping.get(key, MISSING)
+    if value is MISSING and fold:
+        wanted = key.lower()
+        for name, found in mapping.items():
+            if type(name) is str and name.lower() == wanted:
+                return found
+    return value
+
+
+def _walk(value: Any, steps: list[Any], start: int, fold: bool) -> Any:
     """Follow steps from value; a wildcard projects the rest over a list, dropping missing and nulls."""
     for i in range(start, len(steps)):
         step = steps[i]
         if type(step) is str:
             if not _is_mapping(value):
                 return MISSING
-            value = value.get(step, MISSING)
+            value = _lookup(value, step, fold)
             if value is MISSING:
                 return MISSING
         elif step is _WILDCARD:
@@ -122,7 +139,7 @@ def _walk(value: Any, steps: list[Any], start: int) -> Any:
                 return MISSING
             projected = []
             for element in value:
-                found = _walk(element, steps, i + 1)
+                found = _walk(element, steps, i + 1, fold)
                 if found is not MISSING and found is not None:
                     projected.append(found)
             return projected
@@ -133,13 +150,15 @@ def _walk(value: Any, steps: list[Any], start: int) -> Any:
     return value
 
 
-def _path_getter(steps: list[Any]) -> Getter:
+def _path_getter(steps: list[Any], fold: bool) -> Getter:
+    """`fold`: fall back to a case-insensitive key match, as the event object of Python rules does."""
     if len(steps) == 1 and type(steps[0]) is str:
         name = steps[0]
 
         def get_key(event: Any) -> Any:
             if type(event) is dict or isinstance(event, Mapping):
-                return event.get(name, MISSING)
+                value = event.get(name, MISSING)
+                return _lookup(event, name, fold) if value is MISSING and fold else value
             return MISSING
 
         return get_key
@@ -150,17 +169,21 @@ def _path_getter(steps: list[Any]) -> Getter:
             for key in keys:
                 if type(event) is not dict and not isinstance(event, Mapping):
                     return MISSING
-                event = event.get(key, MISSING)
-                if event is MISSING:
+                value = event.get(key, MISSING)
+                if value is MISSING and (not fold or (value := _lookup(event, key, True)) is MISSING):
                     return MISSING
+                event = value
             return event
 
         return get_keys
-    return lambda event: _walk(event, steps, 0)
+    return lambda event: _walk(event, steps, 0, fold)
 
 
-def specifier_steps(spec: Mapping[str, Any], *, allowed: tuple[str, ...] = _SPECIFIERS) -> list[Any]:
-    """The path steps of a key specifier mapping holding exactly one of `allowed`. Raises ValueError."""
+def specifier_getter(spec: Mapping[str, Any], *, allowed: tuple[str, ...] = _SPECIFIERS) -> Getter:
+    """The getter of a key specifier mapping holding exactly one of `allowed`. Raises ValueError.
+
+    Key and DeepKey name fields the way Python rules do, so they match keys case-insensitively when
+    there is no exact match; KeyPath and Enrichment are JMESPath-style paths and stay case-sensitive."""
     present = [name for name in _SPECIFIERS if name in spec]
     if len(present) != 1:
         wanted = ", ".join(allowed)
@@ -172,22 +195,22 @@ def specifier_steps(spec: Mapping[str, Any], *, allowed: tuple[str, ...] = _SPEC
     if kind == "Key":
         if not isinstance(raw, str) or not raw:
             raise ValueError("Key must be a non-empty string")
-        return [raw]
+        return _path_getter([raw], True)
     if kind == "DeepKey":
         if not isinstance(raw, list) or not raw:
             raise ValueError("DeepKey must be a non-empty list of strings and integer indexes")
         for step in raw:
             if type(step) not in (str, int):
                 raise ValueError(f"DeepKey step {step!r} is neither a string nor an integer")
-        return list(raw)
+        return _path_getter(list(raw), True)
     if kind == "KeyPath":
-        return parse_key_path(raw)
+        return _path_getter(parse_key_path(raw), False)
     if not isinstance(raw, Mapping) or set(raw) != {"Table", "Selector", "FieldPath"}:
         raise ValueError("Enrichment must have exactly the keys Table, Selector and FieldPath")
     table, selector = raw["Table"], raw["Selector"]
     if not isinstance(table, str) or not table or not isinstance(selector, str) or not selector:
         raise ValueError("Enrichment Table and Selector must be non-empty strings")
-    return ["p_enrichment", table, selector, *parse_key_path(raw["FieldPath"])]
+    return _path_getter(["p_enrichment", table, selector, *parse_key_path(raw["FieldPath"])], False)
 
 
 def compile_key(spec: Any, *, where: str) -> Getter:
@@ -200,7 +223,7 @@ def compile_key(spec: Any, *, where: str) -> Getter:
     if extra:
         raise ContentError(f"{where}: unexpected key(s) {sorted(extra)} in key specifier {_show(spec)}")
     try:
-        return _path_getter(specifier_steps(spec))
+        return specifier_getter(spec)
     except ValueError as exc:
         raise ContentError(f"{where}: {exc} in {_show(spec)}") from None
 
@@ -339,7 +362,7 @@ _UNARY: dict[str, Predicate] = {
     "IsIPAddressPrivate": _ip_test(lambda a: a.is_private),
 }
 
-# name -> (factory from the literal, what the literal must be, negated name)
+# name -> (factory building the test from the literal, what the literal must be); negations below
 _STRING = "a string"
 _SCALAR = "a string, number or boolean"
 _ORDERED = "a string or number"
@@ -375,9 +398,8 @@ _NEGATIONS = {
 
 
 def _is_empty(t: Any) -> bool:
-    if t is MISSING or t is None:
-        return True
-    return hasattr(t, "__len__") and len(t) == 0
+    # Python truthiness, as in `not event.get(...)`: `false` and 0 are empty too, not only "" [] {}.
+    return t is MISSING or not t
 
 
 _EXISTENCE: dict[str, Predicate] = {
@@ -390,7 +412,6 @@ _EXISTENCE: dict[str, Predicate] = {
 }
 _COMPREHENSIONS = ("AnyElement", "AllElements", "OnlyOneElement", "NoElement")
 _ABSOLUTE = ("AlwaysTrue", "AlwaysFalse")
-_MEMBERSHIP = ("IsIn", "IsNotIn")
 
 CONDITIONS: Final = frozenset(
     (*_UNARY, *_BINARY, *_NEGATIONS, *_EXISTENCE, *_COMPREHENSIONS, *_ABSOLUTE, "IsIn", *_ALIASES)
@@ -501,7 +522,7 @@ class _Compiler:
         if extra:
             raise self.fail(where, element, f"unexpected key(s) {sorted(extra)}")
         try:
-            return _path_getter(specifier_steps(element, allowed=self.specifiers))
+            return specifier_getter(element, allowed=self.specifiers)
         except ValueError as exc:
             raise self.fail(where, element, str(exc)) from None
 
@@ -534,11 +555,17 @@ class _Compiler:
         get = self.key_getter(element, where, {"Condition", "Value", "Values"})
         has_value, has_values = "Value" in element, "Values" in element
         if condition in _EXISTENCE or condition in _UNARY:
-            if has_value or has_values:
-                raise self.fail(where, element, f"Condition {condition} takes no Value or Values")
+            # Content also writes these as `Value: true`; `Value: false` asks for the opposite.
+            wanted = element.get("Value", True)
+            if has_values or type(wanted) is not bool:
+                message = f"Condition {condition} takes no Values and at most a boolean Value"
+                raise self.fail(where, element, message)
             if condition in _EXISTENCE:
-                return self.existence(get, _EXISTENCE[condition])
-            return self.guarded(get, _UNARY[condition], null_result=False)
+                test = _EXISTENCE[condition]
+                return self.existence(get, test if wanted else _negate(test))
+            if wanted:
+                return self.guarded(get, _UNARY[condition], null_result=False)
+            return self.guarded(get, _negate(_UNARY[condition]), null_result=True)
         positive = _NEGATIONS.get(condition, condition)
         negate = positive != condition
         if positive == "IsIn":
@@ -563,9 +590,25 @@ class _Compiler:
                 test = make(value)
             except ValueError as exc:
                 raise self.fail(where, element, str(exc)) from None
+            if positive == "Equals":
+                return self.equality(get, value, negate=negate)
         if negate:
             return self.guarded(get, _negate(test), null_result=True)
         return self.guarded(get, test, null_result=False)
+
+    def equality(self, get: Getter, value: Any, *, negate: bool) -> Predicate:
+        """Equals / DoesNotEqual inlined: the most common condition saves a call per evaluation."""
+        missing_result = True if self.inline else negate
+
+        def evaluate(event: Any) -> bool:
+            t = get(event)
+            if t is None:
+                return negate
+            if t is MISSING:
+                return missing_result
+            return (t != value) if negate else (t == value)
+
+        return evaluate
 
     def existence(self, get: Getter, test: Predicate) -> Predicate:
         return lambda event: test(get(event))
@@ -665,6 +708,8 @@ def compile_match(expressions: list[Any], *, where: str) -> Predicate:
 
 
 def compile_inline_filters(filters: list[Any], where: str) -> Predicate:
-    """Compile `InlineFilters`: only KeyPath/Enrichment keys, All/Any combinators, no list comprehension,
-    multi-key or absolute conditions; a missing field makes its filter pass."""
-    return _Compiler(inline=True).compile_list(filters, where)
+    """Compile a spec's `InlineFilters` (`where` names the spec, e.g. its file; errors then read
+    "<where>: InlineFilters[0].Any[1]: ..."). Only KeyPath/Enrichment keys and All/Any combinators are
+    allowed, no list comprehension, multi-key or absolute conditions. A missing field makes its filter
+    pass."""
+    return _Compiler(inline=True).compile_list(filters, f"{where}: InlineFilters")
