@@ -7,13 +7,17 @@ def gcp_success(event) -> bool:
 
 
 def principal(event) -> str:
-    return event.deep_get("protoPayload", "authenticationInfo", "principalEmail", default="<UNKNOWN_PRINCIPAL>")
+    return event.deep_get(
+        "protoPayload", "authenticationInfo", "principalEmail", default="<UNKNOWN_PRINCIPAL>"
+    )
 
 
 def added_bindings(event) -> list[tuple[str, str]]:
     """(role, member) pairs that a SetIamPolicy call added, from the audit log's policy delta."""
     deltas = event.deep_get("protoPayload", "serviceData", "policyDelta", "bindingDeltas") or ()
-    return [(delta.get("role", ""), delta.get("member", "")) for delta in deltas if delta.get("action") == "ADD"]
+    return [
+        (delta.get("role", ""), delta.get("member", "")) for delta in deltas if delta.get("action") == "ADD"
+    ]
 
 
 def gcp_context(event) -> dict:

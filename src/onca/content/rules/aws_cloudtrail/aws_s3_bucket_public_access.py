@@ -31,7 +31,9 @@ def _acl_is_public(params):
     if any(acl in PUBLIC_CANNED_ACLS for acl in params.get("x-amz-acl") or ()):
         return True
     acl = (params.get("AccessControlPolicy") or {}).get("AccessControlList") or {}
-    return any((grant.get("Grantee") or {}).get("URI") in PUBLIC_GRANTEES for grant in _as_list(acl.get("Grant")))
+    return any(
+        (grant.get("Grantee") or {}).get("URI") in PUBLIC_GRANTEES for grant in _as_list(acl.get("Grant"))
+    )
 
 
 def rule(event):
