@@ -6,12 +6,12 @@ import io
 from pathlib import Path
 
 from onca.detections.report import TextReporter
-from onca.detections.testing import Options, TestRun, run_tests
+from onca.detections.testing import Options, TestRun as Run, run_tests
 
 from .conftest import ContentDir, case
 
 
-def run(root: Path, **options: object) -> tuple[TestRun, str]:
+def run(root: Path, **options: object) -> tuple[Run, str]:
     out = io.StringIO()
     reporter = TextReporter(out, color=False)
     result = run_tests(root, Options(workers=1, **options), on_report=reporter.detection)  # type: ignore[arg-type]
@@ -77,7 +77,7 @@ def test_auxiliary_errors_only_count_when_an_alert_is_expected(content: ContentD
         """, [case("Quiet", False, {"hit": False}), case("Loud", True, {"hit": True})])
     result, text = run(content.root)
     assert result.failed[0].failures == ["Loud:alertContext"]
-    assert "[FAIL] [alertContext] TypeError: Object of type set is not JSON serializable" in text
+    assert "[FAIL] [alertContext] TypeError: object of type <class 'set'> is not JSON serializable" in text
 
 
 def test_truncation_and_dedup_default(content: ContentDir) -> None:
