@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from types import ModuleType
 from typing import Any
 
 from jsonpath_ng import jsonpath
-from jsonpath_ng.ext import parse
+from jsonpath_ng.ext.parser import ExtendedJsonPathParser
 from jsonpath_ng.jsonpath import Child, Fields, JSONPath, Root
 
 from onca.detections.errors import ContentError
+from onca.detections.immutable import MISSING
 
-_MISSING: Any = object()
+
+@cache
+def _parser() -> ExtendedJsonPathParser:
+    # Building jsonpath_ng's parser generates its LALR tables (tens of ms); jsonpath_ng.ext.parse()
+    # does that on every call, so one parser is built and reused.
+    return ExtendedJsonPathParser()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compile(path: str) -> JSONPath:
     # Data models share many paths (e.g. $.sourceIPAddress), so each distinct string is parsed once.
-    return parse(path)
+    return _parser().parse(path)
 
 
 def _dotted_fields(expr: JSONPath) -> tuple[str, ...] | None:
@@ -56,7 +62,7 @@ class PathMapping:
         self.fields = _dotted_fields(self.expr)
 
     def find(self, raw: Any, data_model_id: str) -> tuple[Any, str | None]:
-        """Return (value, full path) of the single match, or (_MISSING, None) when nothing matches.
+        """Return (value, full path) of the single match, or (MISSING, None) when nothing matches.
 
         More than one match raises, naming the path and the data model.
         """
@@ -66,18 +72,18 @@ class PathMapping:
             for name in fields:
                 # jsonpath_ng reads a field with value.get(name) and treats a failing get as no match.
                 if type(value) is dict:
-                    value = value.get(name, _MISSING)
+                    value = value.get(name, MISSING)
                 else:
                     try:
-                        value = value.get(name, _MISSING)
+                        value = value.get(name, MISSING)
                     except (TypeError, AttributeError):
-                        return _MISSING, None
-                if value is _MISSING:
-                    return _MISSING, None
+                        return MISSING, None
+                if value is MISSING:
+                    return MISSING, None
             return value, ".".join(fields)
         matches = self.expr.find(raw)
         if not matches:
-            return _MISSING, None
+            return MISSING, None
         if len(matches) > 1:
             # A bare Exception, because that is the type detection code written for Panther expects.
             raise Exception(

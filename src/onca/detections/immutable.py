@@ -16,7 +16,7 @@ from copy import deepcopy
 from typing import Any
 
 # Sentinel for "key absent", distinct from a stored None.
-_MISSING: Any = object()
+MISSING: Any = object()
 
 # Types whose equality with a wrapped container is the same as with the raw one, so membership
 # tests can run on the raw tuple at C speed.
@@ -25,12 +25,12 @@ _PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
 _new = object.__new__
 
 
-def _shallow_copy(container: Any) -> Any:
+def shallow_copy(container: Any) -> Any:
     # Anything with a copy() method is copied, everything else is kept as given.
     return container.copy() if hasattr(type(container), "copy") else container
 
 
-def _wrap_dict(raw: dict) -> ImmutableCaseInsensitiveDict:
+def wrap_dict(raw: dict) -> ImmutableCaseInsensitiveDict:
     # Internal constructor: wraps without the shallow copy the public constructor makes.
     view = _new(ImmutableCaseInsensitiveDict)
     view._raw = raw
@@ -42,25 +42,49 @@ def wrap(value: Any) -> Any:
     """Return value as detection code must see it: exact dicts and lists wrapped, the rest unchanged."""
     kind = type(value)
     if kind is dict:
-        return _wrap_dict(value)
+        return wrap_dict(value)
     if kind is list:
         return ImmutableList(value)
     return value
 
 
 def fold_key(raw: Mapping, key: Any) -> Any:
-    """Find the key of raw that equals key case-insensitively, first in insertion order; else _MISSING.
+    """Find the key of raw that equals key case-insensitively, first in insertion order; else MISSING.
 
     Used on nested dicts that are read once, where building a lower-case map would not pay off.
     Non-string keys met before the match raise AttributeError, as panther_core's lookup does.
     """
     if not raw:
-        return _MISSING
+        return MISSING
     wanted = key.lower()
     for original in raw:
         if original.lower() == wanted:
             return original
-    return _MISSING
+    return MISSING
+
+
+class _IncrementalFold(dict):
+    """A lower-case key map built key by key, for dicts holding keys that have no lower().
+
+    panther_core always builds its map this way, so a non-string key raises AttributeError only
+    when a lookup reaches it, and later lookups resume after it. Mirroring that keeps errors (and
+    recoveries) where detection code met them under Panther.
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self, raw: Mapping) -> None:
+        super().__init__()
+        self._pending = iter(raw)
+
+    def resume(self, wanted: Any) -> Any:
+        for original in self._pending:
+            folded = original.lower()
+            if folded not in self:
+                self[folded] = original
+                if folded == wanted:
+                    return original
+        return MISSING
 
 
 class ImmutableContainerMixin:
@@ -80,38 +104,46 @@ class ImmutableCaseInsensitiveDict(ImmutableContainerMixin, Mapping):
     __slots__ = ("_lower",)
 
     def __init__(self, container: Any) -> None:
-        self._raw = _shallow_copy(container)
+        self._raw = shallow_copy(container)
         # Lower-cased key -> original key, built on the first case-insensitive miss.
         self._lower: dict[Any, Any] | None = None
 
     def _fold(self, key: Any) -> Any:
         raw = self._raw
         if not raw:
-            return _MISSING
+            return MISSING
         wanted = key.lower()
         lower = self._lower
         if lower is None:
             try:
                 # Reversed, so the first key in insertion order is the one left in the map.
                 lower = {original.lower(): original for original in reversed(raw)}
-            except AttributeError:
-                # A non-string key: scan in order so the error surfaces exactly where panther's would.
-                return fold_key(raw, key)
+            except (AttributeError, TypeError):
+                lower = _IncrementalFold(raw)
             self._lower = lower
-        return lower.get(wanted, _MISSING)
+        found = lower.get(wanted, MISSING)
+        if found is MISSING and type(lower) is _IncrementalFold:
+            return lower.resume(wanted)
+        return found
 
     def __getitem__(self, key: Any) -> Any:
         raw = self._raw
         if key in raw:
             value = raw[key]
+            kind = type(value)
+            # Scalars first: they are most of what rules read.
+            if kind is not dict and kind is not list:
+                return value
         else:
-            original = self._fold(key)
-            if original is _MISSING:
+            lower = self._lower
+            # Inlined common case of _fold: the lower-case map is already built.
+            original = lower.get(key.lower(), MISSING) if type(lower) is dict else self._fold(key)
+            if original is MISSING:
                 raise KeyError(key)
             value = raw[original]
-        kind = type(value)
+            kind = type(value)
         if kind is dict:
-            return _wrap_dict(value)
+            return wrap_dict(value)
         if kind is list:
             return ImmutableList(value)
         return value
@@ -120,20 +152,26 @@ class ImmutableCaseInsensitiveDict(ImmutableContainerMixin, Mapping):
         raw = self._raw
         if key in raw:
             value = raw[key]
+            kind = type(value)
+            # Scalars first: they are most of what rules read.
+            if kind is not dict and kind is not list:
+                return value
         else:
-            original = self._fold(key)
-            if original is _MISSING:
+            lower = self._lower
+            # Inlined common case of _fold: the lower-case map is already built.
+            original = lower.get(key.lower(), MISSING) if type(lower) is dict else self._fold(key)
+            if original is MISSING:
                 return default
             value = raw[original]
-        kind = type(value)
+            kind = type(value)
         if kind is dict:
-            return _wrap_dict(value)
+            return wrap_dict(value)
         if kind is list:
             return ImmutableList(value)
         return value
 
     def __contains__(self, key: Any) -> bool:
-        return key in self._raw or self._fold(key) is not _MISSING
+        return key in self._raw or self._fold(key) is not MISSING
 
     def __len__(self) -> int:
         return len(self._raw)
@@ -160,7 +198,7 @@ class ImmutableCaseInsensitiveDict(ImmutableContainerMixin, Mapping):
                     value = current[key]
                 else:
                     original = self._fold(key) if current is self._raw else fold_key(current, key)
-                    if original is _MISSING:
+                    if original is MISSING:
                         current = default
                         viewed = False
                         continue
@@ -176,7 +214,7 @@ class ImmutableCaseInsensitiveDict(ImmutableContainerMixin, Mapping):
             else:
                 current = default
         if viewed:
-            return self if current is self._raw else _wrap_dict(current)
+            return self if current is self._raw else wrap_dict(current)
         if current is None:
             return default
         return current
@@ -204,7 +242,7 @@ class ImmutableList(ImmutableContainerMixin, Sequence):
         value = self._raw[index]
         kind = type(value)
         if kind is dict:
-            return _wrap_dict(value)
+            return wrap_dict(value)
         if kind is list:
             return ImmutableList(value)
         return value
@@ -216,7 +254,7 @@ class ImmutableList(ImmutableContainerMixin, Sequence):
         for value in self._raw:
             kind = type(value)
             if kind is dict:
-                yield _wrap_dict(value)
+                yield wrap_dict(value)
             elif kind is list:
                 yield ImmutableList(value)
             else:
