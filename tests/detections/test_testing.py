@@ -6,7 +6,8 @@ import io
 from pathlib import Path
 
 from onca.detections.report import TextReporter
-from onca.detections.testing import Options, TestRun as Run, run_tests
+from onca.detections.testing import Options, run_tests
+from onca.detections.testing import TestRun as Run
 
 from .conftest import ContentDir, case
 
@@ -35,8 +36,8 @@ def test_passing_rule_prints_rows_and_summary(content: ContentDir) -> None:
     assert "\t\t[PASS] [dedup] login by ann\n" in text
     # negative tests show only the matcher row
     assert "\t[PASS] Other\n\t\t[PASS] [rule] false\n\n" in text
-    assert text.endswith("Test Summary\n\tPath: %s\n\tPassed: 1\n\tSkipped: 0\n\tFailed: 0\n\tInvalid: 0\n\n"
-                         % content.root)
+    summary = f"Test Summary\n\tPath: {content.root}\n\tPassed: 1\n\tSkipped: 0\n\tFailed: 0\n\tInvalid: 0\n\n"
+    assert text.endswith(summary)
 
 
 def test_flipped_expected_result_fails_exactly_that_detection(content: ContentDir) -> None:
@@ -134,7 +135,7 @@ def test_mocks_are_magicmocks_patched_on_the_module(content: ContentDir) -> None
                     {"objectName": "lookup", "returnValue": "bad"}]),
         case("Mock of a missing name", True, {}, Mocks=[{"objectName": "nope", "returnValue": "x"}]),
     ])
-    result, text = run(content.root)
+    result, _text = run(content.root)
     mocked, missing = result.reports[0].tests
     assert mocked.passed
     assert not missing.passed and missing.harness_error is not None and "nope" in missing.harness_error
@@ -165,7 +166,7 @@ def test_create_alert_false_hides_rows_but_errors_still_fail(content: ContentDir
         def alert_context(event):
             return {"a": 1}
         """, [case("Signal", True, {})], CreateAlert=False)
-    result, text = run(content.root)
+    _result, text = run(content.root)
     assert "[title]" not in text and "[dedup]" not in text
     assert '\t[PASS] Signal\n\t\t[PASS] [rule] true\n\t\t[PASS] [alertContext] {"a": 1}\n' in text
 
@@ -252,7 +253,7 @@ def test_filters_test_names_minimum_tests_and_skip_disabled(content: ContentDir)
     assert [r.id for r in result.reports] == ["Test.High"]
     result, _ = run(content.root, skip_disabled=True)
     assert [r.id for r in result.skipped] == ["Test.Low"]
-    result, text = run(content.root, test_names={"two"})
+    result, _text = run(content.root, test_names={"two"})
     assert [r.id for r in result.skipped] == ["Test.High"]
     result, _ = run(content.root, minimum_tests=2)
     assert {r.id for r in result.failed} == {"Test.High", "Test.Low"}

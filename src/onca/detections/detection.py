@@ -81,7 +81,7 @@ class Detection:
         if self.inline_filter is not None:
             try:
                 result.filter_output = bool(self.inline_filter(_raw(event)))
-            except Exception as err:  # noqa: BLE001 - reported as the filter's error
+            except Exception as err:
                 result.errors["filter"] = err
         filter_error = "filter" in result.errors
         try:
@@ -89,7 +89,7 @@ class Detection:
                 result.detection_output = False
             elif not filter_error:
                 result.detection_output = fn.call_bool(did, getattr(module, self.matcher_name), event)
-        except BaseException as err:  # noqa: BLE001 - the matcher's error is a test result
+        except BaseException as err:
             result.errors["detection"] = err
         result.trigger_alert = result.detection_output is self.alert_value and not filter_error
 
@@ -99,7 +99,7 @@ class Detection:
                 continue
             try:
                 outputs[name] = self._aux(name, event, outputs, destinations)
-            except BaseException as err:  # noqa: BLE001
+            except BaseException as err:
                 result.errors[name] = err
         return result
 
@@ -138,7 +138,7 @@ class Detection:
         if "alert_context" in defined:
             try:
                 context = fn.alert_context_of(did, module.alert_context, event)
-            except Exception as err:  # noqa: BLE001 - kept in the alert instead of losing it
+            except Exception as err:
                 context = fn.json.dumps({fn.ALERT_CONTEXT_ERROR_KEY: repr(err)})
         spec = self.spec
         return AlertFields(
@@ -165,7 +165,7 @@ class Detection:
     def _safe(compute: Callable[[], Any], default: Any) -> Any:
         try:
             return compute()
-        except Exception:  # noqa: BLE001 - production replaces auxiliary failures by defaults (spec §3.4)
+        except Exception:
             return default
 
 

@@ -107,5 +107,5 @@ def load_module(name: str, path: Path) -> types.ModuleType:
     code = compile(source, str(path), "exec", dont_inherit=True)
     module = types.ModuleType(name)
     module.__file__ = str(path)
-    exec(code, module.__dict__)  # noqa: S102 - running detection code is the point
+    exec(code, module.__dict__)
     return module

@@ -113,7 +113,7 @@ class Runner:
                     if rule.inline_filter is not None and not rule.inline_filter(raw):
                         continue
                     output = rule.module.rule(event)
-                except Exception as err:  # noqa: BLE001 - a raising rule is a rule error, not a crash
+                except Exception as err:
                     errors.append(RuleError(rule.detection_id, event_index, type(err).__name__, str(err)))
                     continue
                 if output is True:

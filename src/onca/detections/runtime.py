@@ -44,7 +44,7 @@ def load_code(name: str, path: Path) -> ModuleType:
     code = loader.get_code(name)
     module = ModuleType(name)
     module.__file__ = str(path)
-    exec(code, module.__dict__)  # noqa: S102 - running detection code is the point
+    exec(code, module.__dict__)
     return module
 
 
@@ -81,7 +81,7 @@ def build_runtime(
             runtime.detections[item.id] = _load_detection(item, inline_filters, severity_from_spec)
             if item.is_simple:
                 runtime.simple_ids.add(item.id)
-        except Exception as err:  # noqa: BLE001 - any setup error makes only this file invalid
+        except Exception as err:
             runtime.problems.append(Problem(item.path, _setup_message(err)))
     return runtime
 
@@ -98,10 +98,7 @@ def _load_detection(item: ContentItem, inline_filters: bool, severity_from_spec:
     spec = item.spec
     where = str(item.path)
     module: Any
-    if item.is_simple:
-        module = build_simple_detection(spec, where)
-    else:
-        module = load_code(item.id, _filename(item))
+    module = build_simple_detection(spec, where) if item.is_simple else load_code(item.id, _filename(item))
     inline = None
     if inline_filters and spec.get("InlineFilters") and item.analysis_type == "rule":
         inline = compile_inline_filters(spec["InlineFilters"], where)
@@ -117,7 +114,7 @@ def _load_data_models(runtime: Runtime, content: Content) -> None:
         try:
             module = load_code(item.id, _filename(item)) if "Filename" in item.spec else None
             model = DataModel(item.spec, module)
-        except (ContentError, Exception) as err:  # noqa: BLE001 - an invalid model makes only its file invalid
+        except (ContentError, Exception) as err:
             runtime.problems.append(Problem(item.path, _setup_message(err)))
             continue
         for log_type in item.spec.get("LogTypes", []):

@@ -210,7 +210,7 @@ def _run_correlation_case(rule: Any, test: Mapping[str, Any], report: DetectionR
     expected = test["ExpectedResult"]
     try:
         fired = rule.evaluate_test(test.get("RuleOutputs") or [])
-    except Exception as err:  # noqa: BLE001 - a broken test case is reported, not raised
+    except Exception as err:
         report.failures.append(test["Name"])
         return CaseResult(test["Name"], expected, None, False, harness_error=f"{type(err).__name__}: {err}")
     passed = fired == expected
@@ -243,7 +243,7 @@ def _run_case(detection: Detection, test: Mapping[str, Any], runtime: Runtime, d
                     evaluation = detection.evaluate_test(event, destinations)
             else:
                 evaluation = detection.evaluate_test(event, destinations)
-    except Exception as err:  # noqa: BLE001 - mock or input problems fail this test, never the run
+    except Exception as err:
         report.failures.append(name)
         kind = "AttributeError" if isinstance(err, AttributeError | KeyError) else "Unexpected exception"
         return CaseResult(name, expected, None, False, captured=buffer.getvalue(),
@@ -262,10 +262,7 @@ def _output_text(value: Any) -> str:
 def _judge(detection: Detection, name: str, expected: bool, ev: Evaluation, captured: str, options: Options,
            report: DetectionReport) -> CaseResult:
     alert_expected = expected == detection.alert_value
-    if alert_expected:
-        passed = ev.trigger_alert and not ev.errors
-    else:
-        passed = ev.detection_output == expected
+    passed = ev.trigger_alert and not ev.errors if alert_expected else ev.detection_output == expected
     case = CaseResult(name, expected, ev.detection_output, passed, captured=captured)
     for key, printed in ROW_ORDER:
         if key != "detection" and not alert_expected:

@@ -50,4 +50,4 @@ ContentLoader.add_constructor("tag:yaml.org,2002:int", _yaml12_int)
 
 def load_yaml(text: str | bytes) -> Any:
     """Parse one YAML document with the content dialect. Raises yaml.YAMLError on malformed input."""
-    return yaml.load(text, Loader=ContentLoader)  # noqa: S506 - ContentLoader is a SafeLoader
+    return yaml.load(text, Loader=ContentLoader)
