@@ -176,9 +176,7 @@ def _hex(rng: random.Random, length: int) -> str:
 
 
 def _public_ip(rng: random.Random) -> str:
-    return (
-        f"{rng.choice(PUBLIC_FIRST_OCTETS)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-    )
+    return f"{rng.choice(PUBLIC_FIRST_OCTETS)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
 def _session_context(rng: random.Random, issuer: dict[str, str] | None, mfa: bool) -> dict[str, Any]:
@@ -276,9 +274,7 @@ def build_principals(rng: random.Random) -> list[tuple[Principal, int]]:
             ips = (
                 [_public_ip(rng)]
                 if sso
-                else [
-                    f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(4)
-                ]
+                else [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(4)]
             )
             agents = [rng.choice(BROWSER_AGENTS)] if sso else [rng.choice(CLI_AGENTS) for _ in range(2)]
             principals.append(
@@ -297,9 +293,7 @@ def build_principals(rng: random.Random) -> list[tuple[Principal, int]]:
     }
     principals.append(
         (
-            Principal(
-                "Root", root, root["arn"], account, [_public_ip(rng)], [BROWSER_AGENTS[0]], console=True
-            ),
+            Principal("Root", root, root["arn"], account, [_public_ip(rng)], [BROWSER_AGENTS[0]], console=True),
             1,
         )
     )
@@ -318,9 +312,7 @@ def _filters(ctx: Context) -> tuple[Json, Json, None]:
     params: dict[str, Any] = {"maxResults": rng.choice((100, 1000))}
     if rng.random() < 0.5:
         params["filterSet"] = {
-            "items": [
-                {"name": "tag:Environment", "valueSet": {"items": [{"value": rng.choice(("prod", "dev"))}]}}
-            ]
+            "items": [{"name": "tag:Environment", "valueSet": {"items": [{"value": rng.choice(("prod", "dev"))}]}}]
         }
     return params, None, None
 
@@ -472,9 +464,7 @@ CATALOGUE: tuple[Call, ...] = (
     ),
     *_reads("iam.amazonaws.com", "GetRole ListAttachedRolePolicies ListRolePolicies", 8, _role_name),
     *_reads("iam.amazonaws.com", "GetUser ListAccessKeys ListMFADevices ListGroupsForUser", 5, _user_name),
-    *_reads(
-        "iam.amazonaws.com", "ListRoles ListUsers ListPolicies GetAccountSummary GetAccountPasswordPolicy", 4
-    ),
+    *_reads("iam.amazonaws.com", "ListRoles ListUsers ListPolicies GetAccountSummary GetAccountPasswordPolicy", 4),
     *_reads("sts.amazonaws.com", "GetCallerIdentity", 25),
     *_reads("lambda.amazonaws.com", "ListFunctions20150331 GetFunction20150331v2 GetPolicy20150331v2", 6),
     *_reads("logs.amazonaws.com", "DescribeLogGroups DescribeLogStreams", 10),
@@ -534,9 +524,7 @@ CATALOGUE: tuple[Call, ...] = (
     Call("s3.amazonaws.com", "HeadObject", 30, _object, data_event=True),
     Call("s3.amazonaws.com", "ListObjects", 20, _bucket, data_event=True),
     Call("s3.amazonaws.com", "DeleteObject", 4, _object, read_only=False, data_event=True),
-    Call(
-        "logs.amazonaws.com", "CreateLogStream", 15, _log_stream, read_only=False, principals=("AssumedRole",)
-    ),
+    Call("logs.amazonaws.com", "CreateLogStream", 15, _log_stream, read_only=False, principals=("AssumedRole",)),
     Call("ec2.amazonaws.com", "CreateTags", 4, _create_tags, read_only=False),
     Call("ec2.amazonaws.com", "CreateNetworkInterface", 3, read_only=False, principals=("AWSService",)),
     Call(
@@ -570,9 +558,7 @@ class TrailWriter:
         self.call_weights = [c.weight for c in CATALOGUE] + [CONSOLE_LOGIN_WEIGHT]
         self.regions = [r for r, _ in REGIONS]
         self.region_weights = [w for _, w in REGIONS]
-        self.buckets = [
-            f"acme-{name}-{_hex(rng, 6)}" for name in ("logs", "assets", "exports", "backups", "tmp")
-        ]
+        self.buckets = [f"acme-{name}-{_hex(rng, 6)}" for name in ("logs", "assets", "exports", "backups", "tmp")]
         self.time = datetime(2024, 5, 1, tzinfo=UTC)
 
     def _principal_for(self, call: Call) -> Principal:
@@ -710,11 +696,7 @@ def rule_test_logs(analysis_dir: Path, log_type: str = LOG_TYPE) -> list[Event]:
                 spec = load_yaml(spec_path.read_bytes())
             except yaml.YAMLError:
                 continue  # the tools report malformed content; the generator only needs the good ones
-            if (
-                not isinstance(spec, dict)
-                or spec.get("AnalysisType") != "rule"
-                or spec.get("Enabled") is not True
-            ):
+            if not isinstance(spec, dict) or spec.get("AnalysisType") != "rule" or spec.get("Enabled") is not True:
                 continue
             if log_type not in (spec.get("LogTypes") or ()):
                 continue
@@ -772,8 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     test_logs = rule_test_logs(args.analysis_dir)
     if not test_logs and args.test_fraction > 0:
         print(
-            f"warning: no enabled {LOG_TYPE} rule tests under {args.analysis_dir}; "
-            "writing ordinary traffic only",
+            f"warning: no enabled {LOG_TYPE} rule tests under {args.analysis_dir}; writing ordinary traffic only",
             file=sys.stderr,
         )
     with args.out.open("w", encoding="utf-8") as out:

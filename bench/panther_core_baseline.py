@@ -148,9 +148,7 @@ class MemoryKVTable:
         expression = condition.get_expression()
         attribute, operand = expression["values"]
         if expression["operator"] != ">=":
-            raise NotImplementedError(
-                f"condition {expression['operator']!r} is not needed by the caching module"
-            )
+            raise NotImplementedError(f"condition {expression['operator']!r} is not needed by the caching module")
         # A comparison against a missing attribute (or a missing item) is false in DynamoDB.
         if item is None or attribute.name not in item:
             return False
@@ -251,9 +249,7 @@ def run_rules(content: Content, events: list[dict[str, Any]]) -> tuple[float, di
                 elif result.fatal_error is not None:
                     errors[i] += 1
         seconds = time.perf_counter() - start
-    per_rule = {
-        rule.detection_id: {"matches": matches[i], "errors": errors[i]} for i, rule in enumerate(rules)
-    }
+    per_rule = {rule.detection_id: {"matches": matches[i], "errors": errors[i]} for i, rule in enumerate(rules)}
     return seconds, per_rule
 
 
@@ -273,19 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         description="Time panther_core (the official runtime) over an NDJSON event file. "
         "Run with an interpreter that has panther_core installed."
     )
-    parser.add_argument(
-        "--analysis-dir", required=True, type=Path, help="panther-analysis style content directory"
-    )
+    parser.add_argument("--analysis-dir", required=True, type=Path, help="panther-analysis style content directory")
     parser.add_argument("--events", required=True, type=Path, help="NDJSON file, one event per line")
-    parser.add_argument(
-        "--log-type", default="AWS.CloudTrail", help="log type to run (default AWS.CloudTrail)"
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=1, help="time the loop K times, report the best (default 1)"
-    )
-    parser.add_argument(
-        "--cpu", type=int, default=None, help="core to pin to (default: the first allowed core)"
-    )
+    parser.add_argument("--log-type", default="AWS.CloudTrail", help="log type to run (default AWS.CloudTrail)")
+    parser.add_argument("--repeat", type=int, default=1, help="time the loop K times, report the best (default 1)")
+    parser.add_argument("--cpu", type=int, default=None, help="core to pin to (default: the first allowed core)")
     args = parser.parse_args(argv)
     if not args.analysis_dir.is_dir():
         parser.error(f"--analysis-dir {args.analysis_dir}: not a directory")

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from onca.detections import schemas
+from onca.detections.spec_cache import SpecCache
 from onca.detections.yaml_dialect import load_yaml
 
 # In a repository root, only these directories hold content (templates/, test_scenarios/ ... do not).
@@ -101,9 +102,9 @@ def helper_roots(path: Path) -> list[Path]:
     return roots
 
 
-def _read(path: Path) -> tuple[Any, str | None]:
+def _read(path: Path, cache: SpecCache) -> tuple[Any, str | None]:
     try:
-        return load_yaml(path.read_bytes()), None
+        return cache.get(path, load_yaml), None
     except yaml.YAMLError as err:
         return None, f"YAML syntax error: {err}".replace("\n", " ")
     except OSError as err:
@@ -118,6 +119,7 @@ def load_content(path: Path, *, ignore_files: Iterable[str] = (), ignore_extra_k
         content.problems.append(Problem(path, "path does not exist"))
         return content
     seen: set[Path] = set()
+    cache = SpecCache(path)
     files = list(discover(path, ignore_files=ignore_files))
     for extra in helper_roots(path):
         files.extend(discover(extra.resolve(), ignore_files=ignore_files))
@@ -126,7 +128,7 @@ def load_content(path: Path, *, ignore_files: Iterable[str] = (), ignore_extra_k
         if file in seen:
             continue
         seen.add(file)
-        spec, error = _read(file)
+        spec, error = _read(file, cache)
         if error:
             content.problems.append(Problem(file, error))
             continue
@@ -138,6 +140,7 @@ def load_content(path: Path, *, ignore_files: Iterable[str] = (), ignore_extra_k
             continue
         content.warnings.extend(Problem(file, w) for w in schemas.dedup_period_warnings(spec))
         content.items.append(ContentItem(file, spec))
+    cache.save()
     _check_across_files(content)
     return content
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class PantherError(Exception):
-    """An error in how detection code used the runtime (for example udm_path without a data model)."""
+    """An error in how detection code used the runtime (for example udm_path without a data model).
+
+    Detection code may inspect `args` (message first, details after), so the details stay separate
+    arguments and are joined only when printed.
+    """
+
+    def __str__(self) -> str:
+        if len(self.args) > 1:
+            return f"{self.args[0]}: {', '.join(map(str, self.args[1:]))}"
+        return str(self.args[0]) if self.args else ""
 
 
 class FunctionReturnTypeError(Exception):

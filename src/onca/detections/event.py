@@ -137,7 +137,7 @@ class PantherEvent(ImmutableCaseInsensitiveDict):
         model = self.data_model
         if not model:
             # panther_core renders its two-argument error as "message: log type"; this is that text.
-            raise PantherError(f"{NO_DATA_MODEL}: {self._raw.get('p_log_type')}")
+            raise PantherError(NO_DATA_MODEL, self._raw.get("p_log_type"))
         if key in model.paths:
             value, full_path = model.paths[key].find(self._raw, model.data_model_id)
             if value is not MISSING:

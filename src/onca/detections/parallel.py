@@ -25,6 +25,6 @@ def run_in_workers(items: Sequence[T], task: Callable[[T], R], workers: int) -> 
     _task, _items = task, items
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            yield from pool.imap(_run_one, range(len(items)), chunksize=4)
+            yield from pool.imap(_run_one, range(len(items)))
     finally:
         _task, _items = None, ()

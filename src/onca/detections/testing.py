@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock, patch
 
+from onca.detections import schemas
 from onca.detections.content import Content, ContentItem, Problem, load_content
 from onca.detections.detection import Detection, Evaluation
 from onca.detections.errors import UnknownDestinationError
 from onca.detections.event import PantherEvent
+from onca.detections.parallel import run_in_workers
 from onca.detections.runtime import Runtime, build_runtime
 
 # Printed name of each function row, in the reference tool's order.
@@ -28,6 +30,8 @@ ROW_ORDER = (("detection", None), ("title", "title"), ("dedup", "dedup"), ("aler
              ("description", "description"), ("reference", "reference"), ("severity", "severity"),
              ("runbook", "runbook"), ("destinations", "destinations"))
 # With CreateAlert: false only the matcher and alert context rows are shown (errors still count).
+# Below this many detections, forking workers costs more than it saves.
+PARALLEL_THRESHOLD = 200
 HIDDEN_WHEN_SUPPRESSED = {"title", "dedup", "destinations", "runbook", "severity", "description", "reference"}
 
 
@@ -103,6 +107,9 @@ class TestRun:
         return 1 if self.invalid or self.failed else 0
 
 
+ChunkResult = tuple[list[DetectionReport], list[Problem]]
+
+
 def parse_filter(text: str) -> tuple[str, bool, set[str]]:
     """`Key=v1,v2` or `Key!=v` into (key, negated, lower-cased values)."""
     negated = "!=" in text
@@ -128,44 +135,62 @@ def run_tests(path: Path, options: Options, on_report: Callable[[DetectionReport
     run = TestRun(path=str(path))
     run.invalid.extend(content.problems)
     items = [item for item in content.detections if _matches_filters(item.spec, options.filters)]
+    run.detection_count = len(items)
     if options.compat:
         # The reference tool without a backend: simple detections are silently passed over.
-        run.detection_count = len(items)
         items = [item for item in items if not item.is_simple]
-    else:
-        run.detection_count = len(items)
-    runtime = build_runtime(content, wanted={item.id for item in items}, inline_filters=not options.compat)
-    try:
-        run.invalid.extend(runtime.problems)
-        invalid_files = {p.path for p in runtime.problems}
-        todo = [item for item in items if item.path not in invalid_files]
-        for report in _execute(todo, runtime, options):
+    reported: set[tuple[Path, str]] = set()
+    for reports, problems in _run_chunks(content, items, options):
+        for problem in problems:
+            if (problem.path, problem.message) not in reported:  # helper problems come from every chunk
+                reported.add((problem.path, problem.message))
+                run.invalid.append(problem)
+        for report in reports:
             run.reports.append(report)
             if on_report is not None:
                 on_report(report)
-        run.invalid.extend(_pack_problems(content))
-    finally:
-        runtime.close()
+    run.invalid.extend(_pack_problems(content))
     return run
 
 
 def _pack_problems(content: Content) -> list[Problem]:
-    from onca.detections import schemas
-
     known = {item.id for item in content.items}
     packs = [(item.path, item.spec) for item in content.of_type("pack")]
     return [Problem(Path(p), message) for p, message in schemas.find_pack_problems(packs, known)]
 
 
-def _execute(items: list[ContentItem], runtime: Runtime, options: Options) -> Iterable[DetectionReport]:
+def _run_chunks(content: Content, items: list[ContentItem], options: Options) -> Iterable[ChunkResult]:
+    """Test results chunk by chunk; with several workers each forked worker loads and tests its own share."""
     workers = options.workers or min(2, os.cpu_count() or 1)
-    if workers > 1 and len(items) > 50 and hasattr(os, "fork"):
-        from onca.detections.parallel import run_in_workers
-
-        yield from run_in_workers(items, lambda item: test_detection(item, runtime, options), workers)
+    if workers < 2 or len(items) < PARALLEL_THRESHOLD or not hasattr(os, "fork"):
+        yield _test_chunk(content, items, options)
         return
-    for item in items:
-        yield test_detection(item, runtime, options)
+    chunks = _balanced_chunks(items, workers)
+    yield from run_in_workers(chunks, lambda chunk: _test_chunk(content, chunk, options), workers)
+
+
+def _balanced_chunks(items: list[ContentItem], count: int) -> list[list[ContentItem]]:
+    """Contiguous slices (so output keeps load order) with about the same number of tests each."""
+    weights = [1 + len(item.spec.get("Tests") or []) for item in items]
+    share = sum(weights) / count
+    chunks: list[list[ContentItem]] = [[]]
+    load = 0.0
+    for item, weight in zip(items, weights, strict=True):
+        if load >= share * len(chunks) and len(chunks) < count:
+            chunks.append([])
+        chunks[-1].append(item)
+        load += weight
+    return chunks
+
+
+def _test_chunk(content: Content, items: list[ContentItem], options: Options) -> ChunkResult:
+    runtime = build_runtime(content, wanted={item.id for item in items}, inline_filters=not options.compat)
+    try:
+        invalid_files = {p.path for p in runtime.problems}
+        reports = [test_detection(item, runtime, options) for item in items if item.path not in invalid_files]
+        return reports, runtime.problems
+    finally:
+        runtime.close()
 
 
 def test_detection(item: ContentItem, runtime: Runtime, options: Options) -> DetectionReport:
