@@ -87,6 +87,7 @@ class TestRun:
     reports: list[DetectionReport] = field(default_factory=list)
     invalid: list[Problem] = field(default_factory=list)
     detection_count: int = 0
+    compat: bool = False
 
     @property
     def failed(self) -> list[DetectionReport]:
@@ -99,8 +100,12 @@ class TestRun:
     @property
     def counts(self) -> dict[str, int]:
         failed, skipped, invalid = len(self.failed), len(self.skipped), len(self.invalid)
-        return {"passed": self.detection_count - failed - skipped - invalid, "skipped": skipped,
-                "failed": failed, "invalid": invalid}
+        if self.compat:
+            # The reference subtracts every invalid file, detection or not, so Passed can even go negative.
+            passed = self.detection_count - failed - skipped - invalid
+        else:
+            passed = sum(1 for r in self.reports if r.status == "passed")
+        return {"passed": passed, "skipped": skipped, "failed": failed, "invalid": invalid}
 
     @property
     def exit_code(self) -> int:
@@ -132,7 +137,7 @@ def _matches_filters(spec: Mapping[str, Any], filters: Sequence[tuple[str, bool,
 def run_tests(path: Path, options: Options, on_report: Callable[[DetectionReport], None] | None = None) -> TestRun:
     """Load content under `path`, run its tests, and return the whole run (reports in load order)."""
     content = load_content(path, ignore_files=options.ignore_files, ignore_extra_keys=options.ignore_extra_keys)
-    run = TestRun(path=str(path))
+    run = TestRun(path=str(path), compat=options.compat)
     run.invalid.extend(content.problems)
     items = [item for item in content.detections if _matches_filters(item.spec, options.filters)]
     run.detection_count = len(items)

@@ -1,0 +1,5 @@
+"""`python -m onca` is the `onca` command."""
+
+from onca.cli.main import main
+
+main()
