@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs must be >= 1")
     directory = args.analysis_dir.resolve()
 
-    onca = [*onca_command(args.onca_cmd), "test"]
+    onca = [*onca_command(args.onca_cmd), "test", "."]
     onca_seconds, onca_status = best_of(onca, directory, args.runs)
     print(f"onca test: {onca_seconds:.2f} s (best of {args.runs}, exit {onca_status})")
     if args.reference_cmd:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from onca.detections.content import is_repository_root
 from onca.detections.report import TextReporter, write_json
 from onca.detections.testing import Options, parse_filter, run_tests
 
@@ -18,9 +19,16 @@ def builtin_content() -> Path:
     return Path(str(resources.files("onca") / "content"))
 
 
+def default_target() -> Path:
+    """The current directory when it is a content repository (as the reference tool assumes), else Onca's own."""
+    cwd = Path(".")
+    return cwd if is_repository_root(cwd.resolve()) else builtin_content()
+
+
 def test(
     path: Annotated[Path | None, typer.Argument(
-        help="Content directory (a panther-analysis checkout, a pack, one file). Default: Onca's own content.")] = None,
+        help="Content directory or file. Default: the current directory if it holds content "
+             "(rules/, policies/ ...), else Onca's own detections.")] = None,
     filters: Annotated[list[str] | None, typer.Option(
         "--filter", help="Only detections whose KEY matches: Key=v1,v2 (any of) or Key!=v. Repeatable; ANDed.")] = None,
     minimum_tests: Annotated[int, typer.Option(
@@ -54,7 +62,7 @@ def test(
         parsed_filters = [parse_filter(f) for f in filters or []]
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--filter") from err
-    target = path if path is not None else builtin_content()
+    target = path if path is not None else default_target()
     if not target.exists():
         typer.echo(f"error: {target} does not exist", err=True)
         raise typer.Exit(2)

@@ -69,14 +69,14 @@ class Content:
         return self.of_type(*DETECTION_TYPES)
 
 
-def _is_repository_root(root: Path) -> bool:
+def is_repository_root(root: Path) -> bool:
     return any((root / marker).is_dir() for marker in _ROOT_MARKERS)
 
 
 def discover(root: Path, *, ignore_files: Iterable[str] = ()) -> Iterator[Path]:
     """YAML files under root, sorted within each directory, skipping hidden and cache directories."""
     ignored = _IGNORED_FILES | {Path(name).name for name in ignore_files}
-    filter_dirs = _is_repository_root(root)
+    filter_dirs = is_repository_root(root)
     if root.is_file():
         yield root
         return
