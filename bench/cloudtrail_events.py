@@ -13,9 +13,7 @@ run time, so that the rules really match something. The output is deterministic 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
-import os
 import random
 import sys
 import uuid
@@ -25,23 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from onca.detections.yaml_dialect import load_yaml
+from onca.detections.content import load_content
 
 LOG_TYPE = "AWS.CloudTrail"
-# The official tool reads only these directories when run at the root of a content repository, so
-# templates/ and test_scenarios/ do not contribute rules (and neither do their test events here).
-_CONTENT_DIR_PATTERNS = (
-    "*rules*",
-    "*policies*",
-    "*queries*",
-    "*data_models*",
-    "*/global_helpers",
-    "*lookup_tables*",
-    "*/packs",
-    "*scheduled_prompts*",
-)
 
 Event = dict[str, Any]
 Json = dict[str, Any] | None
@@ -679,31 +663,16 @@ class TrailWriter:
         return event
 
 
-def _content_dirs(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, _ in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
-        rel = "./" + os.path.relpath(dirpath, root)
-        if rel == "./." or any(fnmatch.fnmatch(rel, p) for p in _CONTENT_DIR_PATTERNS):
-            yield Path(dirpath)
-
-
 def rule_test_logs(analysis_dir: Path, log_type: str = LOG_TYPE) -> list[Event]:
-    """The `Log` of every unit test of the enabled rules of `log_type`, in a stable order."""
+    """The `Log` of every unit test of the enabled rules of `log_type`, in load order."""
     logs: list[Event] = []
-    for directory in _content_dirs(analysis_dir):
-        for spec_path in sorted(directory.glob("*.y*ml")):
-            try:
-                spec = load_yaml(spec_path.read_bytes())
-            except yaml.YAMLError:
-                continue  # the tools report malformed content; the generator only needs the good ones
-            if not isinstance(spec, dict) or spec.get("AnalysisType") != "rule" or spec.get("Enabled") is not True:
-                continue
-            if log_type not in (spec.get("LogTypes") or ()):
-                continue
-            for test in spec.get("Tests") or ():
-                log = test.get("Log") if isinstance(test, dict) else None
-                if isinstance(log, dict) and log.get("p_log_type", log_type) == log_type:
-                    logs.append({k: v for k, v in log.items() if k != "p_log_type"})
+    for item in load_content(analysis_dir).of_type("rule"):
+        if not item.enabled or log_type not in (item.spec.get("LogTypes") or ()):
+            continue
+        for test in item.spec.get("Tests") or ():
+            log = test.get("Log")
+            if isinstance(log, dict) and log.get("p_log_type", log_type) == log_type:
+                logs.append({k: v for k, v in log.items() if k != "p_log_type"})
     return logs
 
 

@@ -9,6 +9,23 @@ from typing import Any
 import pytest
 import yaml
 
+NOW = 1_700_000_000
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
 
 class ContentDir:
     """A throwaway panther-analysis-format repository."""

@@ -10,20 +10,7 @@ import pytest
 from onca.detections.compat import caching, mocking, monitoring
 from onca.detections.kvstore import KVStore, set_default_store
 
-NOW = 1_700_000_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now: float = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from .conftest import NOW, Clock
 
 
 @pytest.fixture

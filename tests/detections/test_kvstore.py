@@ -14,22 +14,7 @@ import pytest
 from onca.detections import kvstore
 from onca.detections.kvstore import DEFAULT_TTL_SECONDS, KVStore, normalize_ttl
 
-NOW = 1_700_000_000
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from .conftest import NOW, Clock
 
 
 @pytest.fixture

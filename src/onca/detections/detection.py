@@ -30,9 +30,11 @@ class Evaluation:
 
 
 @dataclass(slots=True)
-class AlertFields:
-    """What production mode derives from an alerting event."""
+class RuleMatch:
+    """One alerting event of a rule, with what production mode derives from it."""
 
+    rule_id: str
+    event_index: int
     title: str
     dedup: str
     severity: str | None
@@ -121,8 +123,8 @@ class Detection:
 
     # ---- production mode -------------------------------------------------------------------------
 
-    def alert_fields(self, event: Any, destinations: Mapping[str, str]) -> AlertFields:
-        """Auxiliary outputs for an alerting event; a failing function falls back to its default."""
+    def match(self, event: Any, event_index: int, destinations: Mapping[str, str]) -> RuleMatch:
+        """The match for an alerting event; a failing auxiliary function falls back to its default."""
         did = self.detection_id
         module = self.module
         defined = self.defined
@@ -141,7 +143,9 @@ class Detection:
             except Exception as err:
                 context = fn.json.dumps({fn.ALERT_CONTEXT_ERROR_KEY: repr(err)})
         spec = self.spec
-        return AlertFields(
+        return RuleMatch(
+            rule_id=did,
+            event_index=event_index,
             title=title if title is not None else did,
             dedup=dedup,
             severity=severity,

@@ -127,6 +127,8 @@ class ImmutableCaseInsensitiveDict(ImmutableContainerMixin, Mapping):
         return found
 
     def __getitem__(self, key: Any) -> Any:
+        # get() repeats this body rather than sharing a helper: rules call both millions of times,
+        # and one more call layer on this path costs more than the repetition.
         raw = self._raw
         if key in raw:
             value = raw[key]

@@ -14,26 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from onca.detections.content import Content, load_content
-from onca.detections.detection import Detection
+from onca.detections.detection import Detection, RuleMatch
 from onca.detections.errors import FunctionReturnTypeError
 from onca.detections.event import PantherEvent
 from onca.detections.prefilter import GuardIndex, derive_guard
 from onca.detections.runtime import Runtime, build_runtime
 
-
-@dataclass(slots=True)
-class RuleMatch:
-    rule_id: str
-    event_index: int
-    title: str
-    dedup: str
-    severity: str | None
-    alert_context: str | None
-    destinations: list[str] | None
-    unique: str | None
-    description: str
-    reference: str
-    runbook: str
+__all__ = ["BatchResult", "RuleError", "RuleMatch", "Runner"]
 
 
 @dataclass(slots=True)
@@ -117,10 +104,7 @@ class Runner:
                     errors.append(RuleError(rule.detection_id, event_index, type(err).__name__, str(err)))
                     continue
                 if output is True:
-                    fields = rule.alert_fields(event, self.destinations)
-                    matches.append(RuleMatch(rule.detection_id, event_index, fields.title, fields.dedup,
-                                             fields.severity, fields.alert_context, fields.destinations,
-                                             fields.unique, fields.description, fields.reference, fields.runbook))
+                    matches.append(rule.match(event, event_index, self.destinations))
                 elif output is not False:
                     err = FunctionReturnTypeError(f"detection [{rule.detection_id}] function [rule] returned "
                                                   f"[{type(output).__name__}], expected [bool]")
