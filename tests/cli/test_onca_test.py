@@ -93,3 +93,11 @@ def test_bad_arguments_get_a_clear_message(tmp_path: Path) -> None:
     assert result.returncode == 2 and "does not exist" in result.stderr
     result = onca("test", "--filter", "Severity")
     assert result.returncode == 2 and "Key=value1,value2" in result.stderr
+
+
+def test_dedup_period_warnings_are_shown_without_failing(tmp_path: Path) -> None:
+    repo = ContentDir(tmp_path / "repo")
+    repo.rule("Cli.Short", "def rule(event):\n    return True\n", [case("t", True, {})], DedupPeriodMinutes=2)
+    result = onca("test", str(repo.root), "--no-color")
+    assert result.returncode == 0
+    assert "WARNING:" in result.stderr and "cli_short.yml" in result.stderr and "5" in result.stderr

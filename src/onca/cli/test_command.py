@@ -84,5 +84,5 @@ def test(
         use_color = sys.stdout.isatty() if color is None else color
         reporter = TextReporter(sys.stdout, color=use_color, failures_only=show_failures_only)
         run = run_tests(target, options, on_report=reporter.detection)
-        reporter.summary(run)
+        reporter.summary(run, err=sys.stderr)
     raise typer.Exit(run.exit_code)

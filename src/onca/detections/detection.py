@@ -7,6 +7,7 @@ replaces their exceptions by the documented defaults, so that a broken title() n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -141,7 +142,7 @@ class Detection:
             try:
                 context = fn.alert_context_of(did, module.alert_context, event)
             except Exception as err:
-                context = fn.json.dumps({fn.ALERT_CONTEXT_ERROR_KEY: repr(err)})
+                context = json.dumps({fn.ALERT_CONTEXT_ERROR_KEY: repr(err)})
         spec = self.spec
         return RuleMatch(
             rule_id=did,

@@ -100,12 +100,3 @@ class DetectionImports:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def load_module(name: str, path: Path) -> types.ModuleType:
-    """Execute a detection or data-model file as a fresh module that is not registered in sys.modules."""
-    source = path.read_bytes()
-    code = compile(source, str(path), "exec", dont_inherit=True)
-    module = types.ModuleType(name)
-    module.__file__ = str(path)
-    exec(code, module.__dict__)
-    return module

@@ -52,7 +52,9 @@ class TextReporter:
         if case.unique_error:
             write(f"\t\t[{self.fail_word}] [unique] {case.unique_error}\n")
 
-    def summary(self, run: TestRun) -> None:
+    def summary(self, run: TestRun, err: TextIO | None = None) -> None:
+        for warning in run.warnings:
+            (err or self.out).write(f"WARNING: {warning.path}: {warning.message}\n")
         write = self.out.write
         rule = "--------------------------\n"
         if run.skipped:
@@ -95,8 +97,9 @@ def run_json(run: TestRun) -> dict[str, Any]:
          "failures": r.failures, "tests": [_case_json(c) for c in r.tests]}
         for r in run.reports
     ]
+    warnings = [{"file": str(w.path), "warning": w.message} for w in run.warnings]
     return {"path": run.path, "summary": run.counts, "exit_code": run.exit_code,
-            "detections": detections + invalid}
+            "detections": detections + invalid, "warnings": warnings}
 
 
 def write_json(run: TestRun, out: TextIO) -> None:

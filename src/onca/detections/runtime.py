@@ -16,7 +16,6 @@ from onca.detections.content import Content, ContentItem, Problem
 from onca.detections.correlation import CorrelationRule
 from onca.detections.datamodel import DataModel
 from onca.detections.detection import Detection
-from onca.detections.errors import ContentError
 from onca.detections.imports import DetectionImports
 from onca.detections.match import compile_inline_filters
 from onca.detections.simple import build_simple_detection
@@ -114,7 +113,7 @@ def _load_data_models(runtime: Runtime, content: Content) -> None:
         try:
             module = load_code(item.id, _filename(item)) if "Filename" in item.spec else None
             model = DataModel(item.spec, module)
-        except (ContentError, Exception) as err:
+        except Exception as err:
             runtime.problems.append(Problem(item.path, _setup_message(err)))
             continue
         for log_type in item.spec.get("LogTypes", []):

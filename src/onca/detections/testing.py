@@ -86,6 +86,7 @@ class TestRun:
     path: str
     reports: list[DetectionReport] = field(default_factory=list)
     invalid: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     detection_count: int = 0
     compat: bool = False
 
@@ -139,6 +140,7 @@ def run_tests(path: Path, options: Options, on_report: Callable[[DetectionReport
     content = load_content(path, ignore_files=options.ignore_files, ignore_extra_keys=options.ignore_extra_keys)
     run = TestRun(path=str(path), compat=options.compat)
     run.invalid.extend(content.problems)
+    run.warnings.extend(content.warnings)
     items = [item for item in content.detections if _matches_filters(item.spec, options.filters)]
     run.detection_count = len(items)
     if options.compat:
