@@ -1,0 +1,1 @@
+"""The self-hosted lifecycle: parameters, ledger, stacks of resources, preflight, rollback, upgrades."""
