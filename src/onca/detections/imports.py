@@ -5,15 +5,17 @@ DynamoDB). Onca provides those names itself, backed by its own classes, but only
 `DetectionImports` is active: they are sys.modules entries set and removed by the runtime, never
 installed into site-packages, so they are invisible to everything but detection code.
 Global helpers are served straight from their files by a meta-path finder (no temp-dir copies).
+Extra paths (a deployment's PipLibraries directory) are on sys.path only while active too.
 """
 
 from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.abc import MetaPathFinder
 from pathlib import Path
 from typing import Any
@@ -57,13 +59,24 @@ class _GlobalsFinder(MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, file)
 
 
-class DetectionImports:
-    """Makes global helpers and the compatibility modules importable; undone by `close()`."""
+def _locations(module: object) -> list[str]:
+    """Where a module was loaded from: its file and, for a package, its search path."""
+    try:
+        found = [getattr(module, "__file__", None), *(getattr(module, "__path__", None) or [])]
+    except Exception:  # lazy or proxy modules may raise on attribute access; they are not ours
+        return []
+    return [where for where in found if isinstance(where, str)]
 
-    def __init__(self, global_files: Mapping[str, Path]) -> None:
+
+class DetectionImports:
+    """Makes global helpers, the compatibility modules and `extra_paths` importable; undone by `close()`."""
+
+    def __init__(self, global_files: Mapping[str, Path], extra_paths: Sequence[Path] = ()) -> None:
         self.global_files = dict(global_files)
+        self.extra_paths = [os.path.abspath(path) for path in extra_paths]
         self._finder = _GlobalsFinder(self.global_files)
         self._replaced: dict[str, types.ModuleType | None] = {}
+        self._added_paths: list[str] = []
         self._active = False
 
     def activate(self) -> None:
@@ -76,6 +89,12 @@ class DetectionImports:
         for name in self.global_files:
             self._replaced[name] = sys.modules.pop(name, None)
         sys.meta_path.insert(0, self._finder)
+        # Appended, not prepended: a library installed for detections must not shadow the modules Onca
+        # itself runs on (half of them are already imported; a second copy would be inconsistent).
+        for path in self.extra_paths:
+            if path not in sys.path:
+                sys.path.append(path)
+                self._added_paths.append(path)
         self._active = True
 
     def close(self) -> None:
@@ -91,7 +110,23 @@ class DetectionImports:
             else:
                 sys.modules[name] = previous
         self._replaced.clear()
+        self._remove_extra_paths()
         self._active = False
+
+    def _remove_extra_paths(self) -> None:
+        """Take the extra paths off sys.path and forget the modules imported from them, so that code
+        running after close() cannot import them through the module cache either."""
+        if not self._added_paths:
+            return
+        prefixes = tuple(path.rstrip(os.sep) + os.sep for path in self._added_paths)
+        for path in self._added_paths:
+            while path in sys.path:
+                sys.path.remove(path)
+            sys.path_importer_cache.pop(path, None)
+        for name, module in list(sys.modules.items()):
+            if any(where.startswith(prefixes) for where in _locations(module)):
+                del sys.modules[name]
+        self._added_paths.clear()
 
     def __enter__(self) -> DetectionImports:
         self.activate()

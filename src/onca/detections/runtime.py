@@ -7,6 +7,7 @@ a bad match expression) is recorded against its file, and every other detection 
 from __future__ import annotations
 
 import importlib.machinery
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -57,14 +58,16 @@ def build_runtime(
     wanted: set[str] | None = None,
     inline_filters: bool = True,
     severity_from_spec: bool = False,
+    extra_paths: Sequence[Path] = (),
 ) -> Runtime:
     """Load the code of `content`; `wanted` limits which detections are loaded (None = all).
 
     `severity_from_spec` hands the YAML Severity to the runtime as production does; tests keep it unset
     like the reference tool, so that severity() returning DEFAULT reads as no severity there.
+    `extra_paths` go on detection code's sys.path while the runtime is open (a deployment's PipLibraries).
     """
     global_files = {item.spec["GlobalID"]: _filename(item) for item in content.of_type("global")}
-    runtime = Runtime(imports=DetectionImports(global_files))
+    runtime = Runtime(imports=DetectionImports(global_files, extra_paths))
     runtime.imports.activate()
     for item in content.of_type("global"):
         if not _filename(item).is_file():
