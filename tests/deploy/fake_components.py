@@ -64,5 +64,5 @@ if __name__ == "__main__":
 
     home, stack, *pairs = sys.argv[1:]
     deployment = Deployment(Path(home), components=components)
-    outcome = deployment.deploy(stack, dict(pair.split("=", 1) for pair in pairs))
+    outcome = deployment.deploy(stack, dict(pair.split("=", 1) for pair in pairs), preflight=False)
     print(outcome.status)

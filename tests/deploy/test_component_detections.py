@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
 import sys
@@ -17,7 +16,6 @@ from onca.deploy.components import detections
 from onca.deploy.parameters import resolve
 from onca.deploy.resources import DeployContext, ResourceFailure
 from onca.detections import testing
-from onca.detections.runtime import build_runtime
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -358,8 +356,7 @@ def test_import_names_from_top_level_and_record(tmp_path: Path) -> None:
 
 # --- DetectionRuntime and the import path ------------------------------------------------------------------
 
-def test_run_tests_passes_only_when_the_runtime_gets_the_extra_path(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_tests_passes_only_when_the_runtime_gets_the_extra_path(tmp_path: Path) -> None:
     home = tmp_path / "home"
     ctx, _ = context(home, PipLibraries=str(build_wheel(tmp_path / "wheel")))
     detections.PipLibraries().create(ctx, detections.PipLibraries().properties(ctx))
@@ -371,8 +368,7 @@ def test_run_tests_passes_only_when_the_runtime_gets_the_extra_path(tmp_path: Pa
     assert any("No module named 'oncafix'" in problem.message for problem in without.invalid)
 
     python = detections.python_dir(home)
-    monkeypatch.setattr(testing, "build_runtime", functools.partial(build_runtime, extra_paths=[python]))
-    with_path = testing.run_tests(content, options)
+    with_path = testing.run_tests(content, testing.Options(workers=1, extra_paths=[python]))
     assert with_path.exit_code == 0 and with_path.counts["passed"] == 1 and not with_path.invalid
     # Closed runtimes leave nothing behind: neither the path nor the modules imported from it.
     assert str(python) not in sys.path and "oncafix" not in sys.modules

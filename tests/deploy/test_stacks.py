@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from onca.deploy.parameters import ParameterError
+from onca.deploy.preflight import PreflightFailed
 from onca.deploy.stacks import (
     CREATE_COMPLETE,
     ROLLBACK_COMPLETE,
@@ -30,6 +31,7 @@ ALL_RESOURCES = [(comp, res) for comp, resources in LAYOUT.items() for res, _ in
 @pytest.fixture
 def deployment(tmp_path: Path) -> Deployment:
     d = Deployment(tmp_path / "home", components=components)
+    d.deploy = functools.partial(d.deploy, preflight=False)  # type: ignore[method-assign]
     yield d
     d.close()
 
@@ -125,10 +127,12 @@ def test_failed_rollback_needs_continue_rollback_and_skip_warns(deployment: Depl
     assert deployment.deploy("onca-test", {"CustomDomain": "b.example.com"}).status == UPDATE_COMPLETE
 
 
-def test_bad_parameters_touch_nothing(deployment: Deployment) -> None:
-    with pytest.raises(ParameterError) as err:
+def test_bad_parameters_fail_preflight_and_touch_nothing(tmp_path: Path) -> None:
+    deployment = Deployment(tmp_path / "home", components=components)
+    with pytest.raises(PreflightFailed) as err:
         deployment.deploy("onca-test", {"FirstUserEmail": "not-an-email"})
-    assert "FirstUserEmail" in err.value.problems
+    (check,) = [c for c in err.value.checks if c.result == "fail"]
+    assert check.name == "parameters" and "FirstUserEmail" in check.detail and "not-an-email" in check.detail
     assert state(deployment.home) == {}
     assert deployment.ledger.stacks() == []
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from onca import __version__
-from onca.cli import test_command
+from onca.cli import deploy_commands, test_command
 
 app = typer.Typer(
     name="onca",
@@ -34,6 +34,7 @@ def _root(
 
 
 app.command("test")(test_command.test)
+deploy_commands.register(app)
 
 
 def main() -> None:

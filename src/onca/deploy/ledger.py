@@ -14,7 +14,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,6 +203,12 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        # Called after every event is committed, e.g. to show progress while an operation runs.
+        self.listener: Callable[[str, str | None, str, str], None] | None = None
+
+    def _notify(self, stack: str, resource: str | None, status: str, reason: str) -> None:
+        if self.listener is not None:
+            self.listener(stack, resource, status, reason)
 
     def close(self) -> None:
         self._db.close()
@@ -283,6 +289,8 @@ class Ledger:
                            (status, reason, now, version, _dump(parameters), name))
             if resource_event:
                 db.execute(_INSERT_EVENT, (operation, now, name, None, status, reason))
+        if resource_event:
+            self._notify(name, None, status, reason)
 
     def record_deployed(self, root: str, version: str, parameters: dict[str, Any]) -> None:
         """The root's last complete version and parameters: what a failed update returns to."""
@@ -311,6 +319,7 @@ class Ledger:
                        " outputs = excluded.outputs, updated_at = excluded.updated_at",
                        (stack, name, position, status, _dump(properties), _dump(outputs), now))
             db.execute(_INSERT_EVENT, (operation, now, stack, name, status, reason))
+        self._notify(stack, name, status, reason)
 
     def resource_event(self, stack: str, name: str, status: str, reason: str, operation: int | None) -> None:
         """An event about a resource whose recorded state does not change (a failure, a cancellation)."""
@@ -321,6 +330,7 @@ class Ledger:
         with self._tx() as db:
             db.execute("DELETE FROM resources WHERE stack = ? AND name = ?", (stack, name))
             db.execute(_INSERT_EVENT, (operation, now, stack, name, "DELETE_COMPLETE", reason))
+        self._notify(stack, name, "DELETE_COMPLETE", reason)
 
     # ---- events --------------------------------------------------------------------------------
 
@@ -328,6 +338,7 @@ class Ledger:
               resource: str | None = None) -> None:
         with self._tx() as db:
             db.execute(_INSERT_EVENT, (operation, time.time(), stack, resource, status, reason))
+        self._notify(stack, resource, status, reason)
 
     def events(self, *, root: str | None = None, stack: str | None = None, operation: int | None = None) -> list[Event]:
         query = "SELECT e.* FROM events e"

@@ -235,6 +235,14 @@ def resolve(
     return values, warnings
 
 
+def definitions_for(previous: Mapping[str, Any] | None, declared: Iterable[str] = ()) -> list[Parameter]:
+    """The registry, plus parameters a release's migration notes declare, plus ones an earlier release
+    recorded (they stay, as plain strings, rather than vanish on the next deploy)."""
+    extra = [name for name in [*declared, *(previous or {})] if name not in BY_NAME]
+    return [*PARAMETERS, *(Parameter(name, "String", "", "declared by a release's migration notes")
+                           for name in dict.fromkeys(extra))]
+
+
 def display(name: str, value: Any) -> str:
     """A value as shown to people: secrets masked, lists comma-separated."""
     definition = BY_NAME.get(name)

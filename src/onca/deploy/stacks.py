@@ -23,7 +23,8 @@ from typing import Any
 from onca import __version__
 from onca.deploy import snapshots
 from onca.deploy.ledger import Ledger, Operation
-from onca.deploy.parameters import resolve
+from onca.deploy.parameters import PARAMETERS, ParameterError, definitions_for, resolve
+from onca.deploy.preflight import Check, PreflightFailed, failed, run_checks
 from onca.deploy.resources import (
     Component,
     DeployContext,
@@ -104,6 +105,8 @@ class Deployment:
         self._components_factory = components
         home.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(home / "ledger.db")
+        # Warnings resource handlers raised through ctx.warn during the current operation.
+        self.warnings: list[str] = []
 
     def close(self) -> None:
         self.ledger.close()
@@ -125,14 +128,22 @@ class Deployment:
 
     def context(self, root: str, params: Mapping[str, Any], *, first: bool, version: str | None = None,
                 warn: Callable[[str], None] | None = None) -> DeployContext:
+        def record(message: str) -> None:
+            self.warnings.append(message)
+            self.ledger.event(root, "WARNING", message)
+
         return DeployContext(home=self.home, stack_name=root, params=dict(params), version=version or self.version,
-                             first_deploy=first, warn=warn or (lambda message: None))
+                             first_deploy=first, warn=warn or record)
 
     # ---- deploy ------------------------------------------------------------------------------------
 
     def deploy(self, root: str, requested: Mapping[str, Any], *, version: str | None = None,
-               kind: str = "update", checks: Callable[[DeployContext], None] | None = None) -> Outcome:
-        """Create the stack, or update it to the requested parameters (and `version`)."""
+               kind: str = "update", preflight: bool = True, upgrading: bool = False,
+               required_role_version: int | None = None, declared: tuple[str, ...] = ()) -> Outcome:
+        """Create the stack, or update it to the requested parameters (and `version`).
+
+        Preflight runs first (unless disabled for drills); on any failed check nothing is touched.
+        """
         version = version or self.version
         with self._locked(f"deploy {root}") as recovered:
             record = self.ledger.stack(root)
@@ -141,20 +152,43 @@ class Deployment:
                                   f"(optionally --skip RESOURCE) before deploying again")
             first = record is None or record.status in FRESH_STATES
             previous = None if first or record is None else record.parameters
-            params, warnings = resolve(requested, previous)
-            ctx = self.context(root, params, first=first, version=version)
-            if checks is not None:
-                checks(ctx)
+            self.warnings = []
+            ctx, warnings, checks = self.check(root, requested, previous, first=first, version=version,
+                                               preflight=preflight, upgrading=upgrading,
+                                               required_role_version=required_role_version, declared=declared)
             if first:
                 outcome = self._create(ctx)
             else:
                 assert record is not None
                 outcome = self._update(ctx, previous or {}, record.version or version, kind)
-            outcome.warnings[:0] = warnings
+            outcome.warnings[:0] = warnings + [f"preflight {c.name}: {c.detail}" for c in checks if c.result == "warn"]
+            outcome.warnings += self.warnings
             outcome.recovered = recovered
             for warning in warnings:
                 self.ledger.event(root, "WARNING", warning, operation=outcome.operation)
             return outcome
+
+    def check(self, root: str, requested: Mapping[str, Any], previous: Mapping[str, Any] | None, *, first: bool,
+              version: str, preflight: bool = True, upgrading: bool = False,
+              required_role_version: int | None = None,
+              declared: tuple[str, ...] = ()) -> tuple[DeployContext, list[str], list[Check]]:
+        """Resolve the parameters and run preflight; raises PreflightFailed (or ParameterError) on failure."""
+        try:
+            params, warnings = resolve(requested, previous, definitions_for(previous, declared))
+            error = None
+        except ParameterError as err:
+            if not preflight:
+                raise
+            params = {p.name: p.default for p in PARAMETERS} | dict(previous or {})
+            warnings, error = [], err
+        ctx = self.context(root, params, first=first, version=version)
+        if not preflight:
+            return ctx, warnings, []
+        checks = run_checks(ctx, self.ledger, parameter_error=error, upgrading=upgrading,
+                            required_role_version=required_role_version)
+        if failed(checks):
+            raise PreflightFailed(checks)
+        return ctx, warnings, checks
 
     def _locked(self, operation: str) -> _LockedOperation:
         return _LockedOperation(self, operation)

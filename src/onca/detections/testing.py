@@ -46,6 +46,7 @@ class Options:
     ignore_files: list[str] = field(default_factory=list)
     ignore_extra_keys: bool = False
     workers: int = 0  # 0 = as many as useful on this machine
+    extra_paths: list[Path] = field(default_factory=list)  # where PipLibraries of a deployment are installed
 
 
 @dataclass
@@ -191,7 +192,8 @@ def _balanced_chunks(items: list[ContentItem], count: int) -> list[list[ContentI
 
 
 def _test_chunk(content: Content, items: list[ContentItem], options: Options) -> ChunkResult:
-    runtime = build_runtime(content, wanted={item.id for item in items}, inline_filters=not options.compat)
+    runtime = build_runtime(content, wanted={item.id for item in items}, inline_filters=not options.compat,
+                            extra_paths=options.extra_paths)
     try:
         invalid_files = {p.path for p in runtime.problems}
         reports = [test_detection(item, runtime, options) for item in items if item.path not in invalid_files]
