@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import postgres_url  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:

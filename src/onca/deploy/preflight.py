@@ -138,13 +138,21 @@ def check_database(ctx: DeployContext, required_role_version: int | None) -> lis
     from onca.deploy import deployer_role
 
     try:
-        problems = deployer_role.check_privileges(url, ctx.schema)
+        findings = deployer_role.check_privileges(url, ctx.schema)
+        version = deployer_role.deployer_role_version(url)
     except Exception as err:
         return [Check("database", FAIL, f"cannot connect: {err}".splitlines()[0],
                       "check MetadataDatabaseUrl (host, port, user, password, database) and that the server runs")]
-    checks = [Check("database", FAIL if problems else PASS, "; ".join(problems) or "reachable, privileges sufficient",
-                    "run `onca deployer-role` and apply its SQL as a database administrator" if problems else "")]
-    version = deployer_role.deployer_role_version(url)
+    problems = [f for f in findings if not f.startswith("warning: ")]
+    notes = [f.removeprefix("warning: ") for f in findings if f.startswith("warning: ")]
+    remedy = "run `onca deployer-role` and apply its SQL as a database administrator"
+    if problems:
+        checks = [Check("database", FAIL, "; ".join(problems), remedy)]
+    elif notes:
+        checks = [Check("database", WARN, "reachable, but broader than needed: " + "; ".join(notes),
+                        "deploy with the least-privilege role " + remedy.removeprefix("run ").join(("(", ")")))]
+    else:
+        checks = [Check("database", PASS, "reachable, privileges sufficient")]
     if required_role_version is not None and (version is None or version < required_role_version):
         checks.append(Check("deployer-role", FAIL, f"the deployer role is at version {version or 'none'}, this "
                             f"release needs {required_role_version}",
