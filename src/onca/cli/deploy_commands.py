@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from onca.core import error_reporting
 from onca.deploy import diagnose as diag
 from onca.deploy.backup import BackupError, create_backup, list_backups, restore_backup
 from onca.deploy.deployer_role import deployer_role_sql
@@ -56,6 +57,7 @@ def _check_format(output_format: str) -> None:
 @contextmanager
 def _deployment(home: Path | None) -> Iterator[Deployment]:
     deployment = Deployment(resolve_home(home))
+    error_reporting.configure(deployment.home)
     try:
         yield deployment
     except LockHeld as err:
@@ -119,6 +121,8 @@ def deploy(
             deployment.ledger.listener = _progress
         if continue_rollback:
             outcome = deployment.continue_rollback(root, skip or [])
+            _print_outcome(outcome)
+            raise typer.Exit(0 if outcome.status in ("ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE") else 3)
         else:
             if skip:
                 raise _fail("--skip only goes with --continue-rollback")

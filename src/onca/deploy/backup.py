@@ -55,6 +55,10 @@ def create_backup(deployment: Deployment, root: str, *, label: str = "manual") -
         raise BackupError(f"stack {root} has no complete deployment to back up")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     final = backups_dir(deployment.home) / f"{root}-{record.version}-{stamp}-{label}"
+    counter = 1
+    while final.exists():  # two backups in one second (a retried upgrade): never overwrite one
+        counter += 1
+        final = final.with_name(f"{root}-{record.version}-{stamp}-{label}-{counter}")
     partial = final.with_name("." + final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:

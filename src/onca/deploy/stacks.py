@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from onca import __version__
+from onca.core import audit
 from onca.deploy import snapshots
 from onca.deploy.ledger import Ledger, Operation
-from onca.deploy.parameters import PARAMETERS, ParameterError, definitions_for, resolve
+from onca.deploy.parameters import BY_NAME, PARAMETERS, ParameterError, definitions_for, resolve
 from onca.deploy.preflight import Check, PreflightFailed, failed, run_checks
 from onca.deploy.resources import (
     Component,
@@ -50,6 +51,7 @@ DELETE_IN_PROGRESS = "DELETE_IN_PROGRESS"
 DELETE_COMPLETE = "DELETE_COMPLETE"
 DELETE_FAILED = "DELETE_FAILED"
 DELETE_SKIPPED = "DELETE_SKIPPED"
+ROLLBACK_SKIPPED = "ROLLBACK_SKIPPED"
 
 # Root states from which the next deploy starts from scratch.
 FRESH_STATES = {ROLLBACK_COMPLETE, DELETE_COMPLETE}
@@ -164,9 +166,25 @@ class Deployment:
             outcome.warnings[:0] = warnings + [f"preflight {c.name}: {c.detail}" for c in checks if c.result == "warn"]
             outcome.warnings += self.warnings
             outcome.recovered = recovered
+            self._audit(root, outcome, previous, ctx.params)
             for warning in warnings:
                 self.ledger.event(root, "WARNING", warning, operation=outcome.operation)
             return outcome
+
+    def _audit(self, root: str, outcome: Outcome, previous: Mapping[str, Any] | None,
+               params: Mapping[str, Any]) -> None:
+        """Deployment changes go to Onca's own audit log, which OnboardSelf monitors."""
+        if outcome.status == "NO_CHANGES":
+            return
+        if outcome.status in (ROLLBACK_COMPLETE, UPDATE_ROLLBACK_COMPLETE, *STUCK_STATES):
+            audit.record(self.home, audit.DEPLOYER, audit.DEPLOYMENT_ROLLED_BACK, root,
+                         {"status": outcome.status, "reason": outcome.error or ""}, outcome="failure")
+            return
+        changed = sorted(k for k in params if previous is not None and previous.get(k) != params.get(k))
+        if changed:
+            visible = {k: params[k] for k in changed if not (BY_NAME.get(k) and BY_NAME[k].secret)}
+            audit.record(self.home, audit.DEPLOYER, audit.DEPLOYMENT_PARAMETERS_CHANGED, root,
+                         {"changed": changed, "new": visible})
 
     def check(self, root: str, requested: Mapping[str, Any], previous: Mapping[str, Any] | None, *, first: bool,
               version: str, preflight: bool = True, upgrading: bool = False,
@@ -382,7 +400,7 @@ class Deployment:
             if label in skip or step.resource in skip:
                 self.ledger.set_step(op.id, step.seq, "skipped")
                 self.ledger.resource_event(step.stack, step.resource, DELETE_SKIPPED if step.action == "create"
-                                           else UPDATE_ROLLBACK_FAILED,
+                                           else ROLLBACK_SKIPPED,
                                            "Skipped by --skip: left as it is, possibly inconsistent", op.id)
                 continue
             found = index.get((comp_name or "", step.resource))
