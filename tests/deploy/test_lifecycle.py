@@ -115,8 +115,10 @@ def test_failure_in_any_resource_during_create_rolls_everything_back(
     deployment.close()
 
 
+# Every resource whose properties the update below changes.
 UPDATED = [(c, r) for c, r in RESOURCES if (c, r) in {
-    ("core", "SupportRoleBinding"), ("core", "OperationsRoleBinding"), ("core", "ErrorReporting"),
+    ("bootstrap", "LakeDirectory"), ("core", "SupportRoleBinding"), ("core", "OperationsRoleBinding"),
+    ("core", "ErrorReporting"), ("detections", "PipLibraries"), ("detections", "DetectionRuntime"),
     ("web", "WebConfig"), ("onboard", "AuditLogSource"), ("onboard", "AuditDetections")}]
 
 
@@ -131,9 +133,11 @@ def test_failure_during_update_restores_parameters_versions_and_database(
               dump_database(home), (home / "config" / "web.json").read_text())
     monkeypatch.setenv("ONCA_FAULT", f"{component}/{resource}:update")
     change = {"SupportRoleIdentityAccountId": "s2", "OpsRoleIdentityAccountId": "ops1", "SentryEnvironment": "",
-              "CustomDomain": "siem.example.com", "OnboardSelf": "false"}
+              "CustomDomain": "siem.example.com", "OnboardSelf": "false", "LakeLocation": str(tmp_path / "lake2"),
+              "PipLibraries": str(build_wheel(tmp_path / "wheels"))}
     outcome = deployment.deploy("onca-main", change)
     assert outcome.status == "UPDATE_ROLLBACK_COMPLETE", outcome.error
+    assert not (home / "python" / "oncafix").exists()  # the new library was not left installed
     after = (deployment.ledger.stack("onca-main").parameters, deployment.ledger.stack("onca-main").version,
              dump_database(home), (home / "config" / "web.json").read_text())
     assert after == before

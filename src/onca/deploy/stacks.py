@@ -26,6 +26,7 @@ from onca.deploy import snapshots
 from onca.deploy.ledger import Ledger, Operation
 from onca.deploy.parameters import BY_NAME, PARAMETERS, ParameterError, definitions_for, resolve
 from onca.deploy.preflight import Check, PreflightFailed, failed, run_checks
+from onca.deploy.releases import load_catalogue
 from onca.deploy.resources import (
     Component,
     DeployContext,
@@ -202,6 +203,9 @@ class Deployment:
         ctx = self.context(root, params, first=first, version=version)
         if not preflight:
             return ctx, warnings, []
+        if required_role_version is None and not ctx.database_url.startswith("sqlite"):
+            release = load_catalogue().get(version)
+            required_role_version = release.deployer_role if release else None
         checks = run_checks(ctx, self.ledger, parameter_error=error, upgrading=upgrading,
                             required_role_version=required_role_version)
         if failed(checks):
