@@ -213,3 +213,15 @@ def test_parameters_lists_every_parameter_with_current_values_and_masks_secrets(
     assert rows["FirstUserEmail"]["current"] == "admin@example.com" and rows["FirstUserEmail"]["required"]
     assert rows["SmtpUrl"]["current"] == "********"
     assert rows["OnboardSelf"]["default"] == "true"
+
+
+def test_a_drifted_schema_stops_deploys_before_anything_changes(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert onca(home, "deploy", *[f"--param={k}={v}" for k, v in base_params().items()]).returncode == 0
+    with sqlite3.connect(home / "metadata.db") as db:
+        db.execute("ALTER TABLE users ADD COLUMN nickname TEXT")
+    events = len(json.loads(onca(home, "events", "--format", "json").stdout))
+    result = onca(home, "deploy", "--param", "CustomDomain=siem.example.com")
+    assert result.returncode == 2
+    assert "schema-drift" in result.stderr and "nickname" in result.stderr and "onca restore" in result.stderr
+    assert len(json.loads(onca(home, "events", "--format", "json").stdout)) == events
