@@ -234,18 +234,25 @@ class Deployment:
                 injected_kill(f"after:{component.name}")
         except _Failed as failure:
             self._cancel_rest(root, op, components, failure.component)
-            self.ledger.set_stack(nested_name(root, failure.component), root=root, status=CREATE_FAILED,
-                                  reason=f"Resource {failure.resource} failed: {failure.reason}", operation=op)
-            self.ledger.set_stack(root, root=root, status=ROLLBACK_IN_PROGRESS, operation=op,
-                                  reason=f"The following resource(s) failed to create: [{failure.component}/"
-                                         f"{failure.resource}]. Rolling back.")
-            outcome.status = self._rollback(ctx, self.ledger.operation(op), create=True)
-            outcome.error = f"{failure.component}/{failure.resource}: {failure.reason}"
-            return outcome
+            return self._fail(ctx, op, failure, outcome, create=True)
         self.ledger.set_stack(root, root=root, status=CREATE_COMPLETE, operation=op, version=ctx.version,
                               parameters=dict(ctx.params))
         self.ledger.finish_operation(op, CREATE_COMPLETE)
         outcome.status, outcome.notices = CREATE_COMPLETE, ctx.notices
+        return outcome
+
+    def _fail(self, ctx: DeployContext, op: int, failure: _Failed, outcome: Outcome, *, create: bool) -> Outcome:
+        """Record the failed component and roll the operation back."""
+        root = ctx.stack_name
+        self.ledger.set_stack(nested_name(root, failure.component), root=root,
+                              status=CREATE_FAILED if create else UPDATE_FAILED, operation=op,
+                              reason=f"Resource {failure.resource} failed: {failure.reason}")
+        self.ledger.set_stack(root, root=root, status=ROLLBACK_IN_PROGRESS if create else UPDATE_ROLLBACK_IN_PROGRESS,
+                              operation=op, reason=f"The following resource(s) failed to "
+                              f"{'create' if create else 'update'}: [{failure.component}/{failure.resource}]. "
+                              "Rolling back.")
+        outcome.status = self._rollback(ctx, self.ledger.operation(op), create=create)
+        outcome.error = f"{failure.component}/{failure.resource}: {failure.reason}"
         return outcome
 
     def _cancel_rest(self, root: str, op: int, components: list[Component], failed: str) -> None:
@@ -292,14 +299,7 @@ class Deployment:
                 self.ledger.set_stack(stack, root=root, status=done, operation=op)
                 injected_kill(f"after:{component.name}")
         except _Failed as failure:
-            self.ledger.set_stack(nested_name(root, failure.component), root=root, status=UPDATE_FAILED,
-                                  reason=f"Resource {failure.resource} failed: {failure.reason}", operation=op)
-            self.ledger.set_stack(root, root=root, status=UPDATE_ROLLBACK_IN_PROGRESS, operation=op,
-                                  reason=f"The following resource(s) failed to update: [{failure.component}/"
-                                         f"{failure.resource}]. Rolling back.")
-            outcome.status = self._rollback(ctx, self.ledger.operation(op), create=False)
-            outcome.error = f"{failure.component}/{failure.resource}: {failure.reason}"
-            return outcome
+            return self._fail(ctx, op, failure, outcome, create=False)
         self.ledger.set_stack(root, root=root, status=UPDATE_COMPLETE, operation=op, version=ctx.version,
                               parameters=dict(ctx.params))
         self.ledger.finish_operation(op, UPDATE_COMPLETE)
