@@ -54,6 +54,8 @@ def test(
         "--workers", min=0, help="Processes to run tests in (0 = one per core, up to 2).")] = 0,
     color: Annotated[bool | None, typer.Option(
         "--color/--no-color", help="Colour PASS/FAIL (default: when printing to a terminal).")] = None,
+    home: Annotated[Path | None, typer.Option(
+        "--home", help="Test a deployment's installed content, with its PipLibraries importable.")] = None,
 ) -> None:
     """Run the unit tests of every detection under PATH."""
     if output_format not in ("text", "json"):
@@ -62,6 +64,12 @@ def test(
         parsed_filters = [parse_filter(f) for f in filters or []]
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--filter") from err
+    extra_paths: list[Path] = []
+    if home is not None:
+        home = home.expanduser().resolve()
+        extra_paths.append(home / "python")
+        if path is None:
+            path = home / "content"
     target = path if path is not None else default_target()
     if not target.exists():
         typer.echo(f"error: {target} does not exist", err=True)
@@ -76,6 +84,7 @@ def test(
         ignore_files=ignore_files or [],
         ignore_extra_keys=ignore_extra_keys,
         workers=workers,
+        extra_paths=extra_paths,
     )
     if output_format == "json":
         run = run_tests(target, options)
