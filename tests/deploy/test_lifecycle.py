@@ -164,8 +164,9 @@ def test_failed_rollback_is_recovered_with_continue_rollback(tmp_path: Path) -> 
     assert json.loads(onca(home, "status", "--format", "json").stdout)["status"] == "UPDATE_ROLLBACK_COMPLETE"
 
 
-KILL_POINTS = ["before:bootstrap/MetadataDatabase", "after:core/FirstAdmin", "before:detections/DetectionRuntime",
-               "after:web", "after:onboard/AuditDetections"]
+# Every step boundary of a first deploy: before and after each resource, and after each component.
+KILL_POINTS = [f"{when}:{c}/{r}" for c, r in RESOURCES for when in ("before", "after")] + [
+    f"after:{c.name}" for c in components()]
 
 
 @pytest.mark.parametrize("boundary", KILL_POINTS)
