@@ -1,0 +1,1 @@
+"""The data lake: Parquet tables per log type, the quarantine table, and SQL over them with DuckDB."""

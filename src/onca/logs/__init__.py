@@ -1,0 +1,1 @@
+"""Log processing: schemas, parsers, classification and normalisation into typed rows with p_ fields."""
