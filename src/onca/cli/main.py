@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from onca import __version__
-from onca.cli import deploy_commands, schemas_command, test_command
+from onca.cli import deploy_commands, ingest_command, lake_commands, schemas_command, test_command
 
 app = typer.Typer(
     name="onca",
@@ -36,6 +36,8 @@ def _root(
 app.command("test")(test_command.test)
 deploy_commands.register(app)
 app.add_typer(schemas_command.app, name="schemas")
+app.command("ingest")(ingest_command.ingest)
+lake_commands.register(app)
 
 
 def main() -> None:

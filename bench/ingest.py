@@ -1,0 +1,82 @@
+"""Ingest throughput: parse + normalise + Parquet for one file, against a decode-only baseline in the same run.
+
+    python bench/ingest.py events.ndjson --log-type AWS.CloudTrail
+
+The baseline is a plain `orjson.loads` pass over the same lines (for a text log type, a plain compiled
+regular expression over each line), on the same core. The last line is
+`events=N events_per_s=X baseline_events_per_s=Y ratio=X/Y`; before it the peak resident memory is
+printed, so runs over files of different sizes show whether memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from onca.logs.model import Source
+from onca.logs.pipeline import ingest
+from onca.logs.registry import SchemaRegistry
+
+TEXT_LINE = re.compile(rb"^(\S+) (\S+) (\S+) (.*)$")
+
+
+def baseline(path: Path, text: bool) -> tuple[int, float]:
+    """Events/s of the cheapest meaningful pass over the same lines."""
+    count = 0
+    started = time.perf_counter()
+    with path.open("rb") as handle:
+        if text:
+            match = TEXT_LINE.match
+            for line in handle:
+                match(line)
+                count += 1
+        else:
+            loads = orjson.loads
+            for line in handle:
+                if line.strip():
+                    loads(line)
+                    count += 1
+    return count, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", type=Path, help="an uncompressed log file (NDJSON or text lines)")
+    parser.add_argument("--log-type", required=True, help="the log type of every record, e.g. AWS.CloudTrail")
+    parser.add_argument("--lake", type=Path, help="lake directory (default: a temporary one, deleted after)")
+    args = parser.parse_args(argv)
+    if not args.file.is_file():
+        parser.error(f"{args.file} is not a file")
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    registry = SchemaRegistry.load()
+    if args.log_type not in registry:
+        parser.error(f"unknown log type {args.log_type}; known: {', '.join(registry.names())}")
+    text = registry.get(args.log_type).parser_kind != "json"
+    base_events, base_seconds = baseline(args.file, text)
+    with tempfile.TemporaryDirectory() as scratch:
+        lake = args.lake or Path(scratch) / "lake"
+        started = time.perf_counter()
+        summary = ingest([str(args.file)], lake=lake, registry=registry, log_types=[args.log_type], force=True,
+                         source=Source("bench", "bench", [args.log_type]))
+        seconds = time.perf_counter() - started
+    rate, base_rate = summary.events / seconds, base_events / base_seconds
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{summary.records:,} records: {summary.events:,} events, {summary.quarantined:,} quarantined, "
+          f"{summary.headers:,} header lines; file {args.file.stat().st_size / 1e6:.1f} MB; peak RSS {peak_mb:.0f} MB")
+    print(f"baseline ({'regex' if text else 'orjson.loads'}): {base_events:,} lines in {base_seconds:.2f} s")
+    print(f"events={summary.events} events_per_s={rate:.0f} baseline_events_per_s={base_rate:.0f} "
+          f"ratio={rate / base_rate:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

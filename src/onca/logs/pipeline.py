@@ -1,0 +1,197 @@
+"""`onca ingest`: read -> classify -> normalise -> Parquet, with the quarantine, per file, in batches.
+
+Conservation is the invariant: every record read is a row in its log type's table, a row in the
+quarantine table, or a header/comment line (counted). A file already ingested (same content hash) is
+skipped unless forced, so retries never duplicate rows; p_row_id is deterministic for the same reason.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from onca.lake.writer import LakeWriter
+from onca.logs.classifier import Classifier
+from onca.logs.ingest_state import IngestState
+from onca.logs.model import RawRecord, Source
+from onca.logs.readers import ReadReport, content_hash, expand_paths, read_records
+from onca.logs.registry import SchemaRegistry
+from onca.logs.schema import LogSchema
+
+BATCH_ROWS = 20_000
+
+
+class IngestError(ValueError):
+    """The ingest cannot start (an unknown log type, no candidate log types); nothing was written."""
+
+
+@dataclass
+class TypeCounts:
+    events: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class IngestSummary:
+    records: int = 0
+    quarantined: int = 0
+    headers: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    files: int = 0
+    skipped_files: list[str] = field(default_factory=list)
+    by_type: dict[str, TypeCounts] = field(default_factory=dict)
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return sum(c.events for c in self.by_type.values())
+
+    @property
+    def conserved(self) -> bool:
+        return self.records == self.events + self.quarantined + self.headers
+
+
+class _SchemaParser:
+    """Parse and normalise as one step: a record whose normalisation fails (a missing required field)
+    is refused like an unparseable one, so it is quarantined with the reason."""
+
+    def __init__(self, schema: LogSchema, source: Source, parse_time: datetime) -> None:
+        self.schema = schema
+        self.parser = schema.new_parser()
+        self.source = source
+        self.parse_time = parse_time
+
+    def parse(self, record: RawRecord) -> dict[str, Any] | None:
+        return self.schema.normalize_record(self.parser, record, source=self.source, parse_time=self.parse_time)
+
+
+def candidate_schemas(registry: SchemaRegistry, log_types: Sequence[str]) -> list[LogSchema]:
+    if not log_types:
+        return list(registry)
+    try:
+        return [registry.get(name) for name in log_types]
+    except KeyError as err:
+        raise IngestError(f"{err.args[0]} (see `onca schemas list`)") from err
+
+
+def ingest(
+    paths: Iterable[str],
+    *,
+    lake: Path,
+    registry: SchemaRegistry,
+    log_types: Sequence[str] = (),
+    source: Source | None = None,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Ingest every file under `paths` ("-" for stdin) into the lake; see the module docstring."""
+    schemas = candidate_schemas(registry, log_types)
+    source = source or Source(id="cli", label="onca ingest", log_types=[s.name for s in schemas])
+    writer = LakeWriter(lake)
+    state = IngestState(lake)
+    summary = IngestSummary()
+    report = ReadReport()
+    started = time.perf_counter()
+    try:
+        for path in expand_paths(list(paths), report):
+            origin = str(path) if str(path) == "-" else os.path.abspath(path)
+            digest = None if origin == "-" else _hash(path, summary)
+            if digest is not None and not force:
+                seen = state.seen(digest)
+                if seen is not None:
+                    summary.skipped_files.append(f"{origin}: already ingested (same content as {seen['origin']}); "
+                                                 "use --force to ingest it again")
+                    continue
+            counts = _ingest_file(path, origin, schemas, source, writer, summary, report, progress)
+            if digest is not None:
+                state.mark(digest, origin, counts)
+    finally:
+        state.close()
+    summary.seconds = time.perf_counter() - started
+    summary.messages += [str(message) for message in report.messages]
+    return summary
+
+
+def _hash(path: Path, summary: IngestSummary) -> str | None:
+    try:
+        return content_hash(path)
+    except OSError as err:
+        summary.messages.append(f"{path}: cannot read: {err.strerror or err}")
+        return None
+
+
+def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Source, writer: LakeWriter,
+                 summary: IngestSummary, report: ReadReport, progress: Callable[[int], None] | None) -> dict[str, int]:
+    parse_time = datetime.now(UTC)
+    parsers = {schema.name: _SchemaParser(schema, source, parse_time) for schema in schemas}
+    by_name = {schema.name: schema for schema in schemas}
+    classifier = Classifier(parsers, source)
+    batches: dict[str, list[dict[str, Any]]] = {}
+    records = 0
+    summary.files += 1
+    for record in read_records(path, origin=origin, report=report):
+        records += 1
+        size = len(record.data)
+        summary.bytes += size
+        result = classifier.classify(record)
+        if result is not None:
+            log_type, row = result
+            batch = batches.setdefault(log_type, [])
+            batch.append(row)
+            counts = summary.by_type.setdefault(log_type, TypeCounts())
+            counts.events += 1
+            counts.bytes += size
+            if len(batch) >= BATCH_ROWS:
+                _flush(writer, by_name[log_type], batch, summary)
+        elif classifier.last_quarantined is None:
+            summary.headers += 1
+        if progress is not None and records % 2048 == 0:
+            progress(records)
+    for log_type, batch in batches.items():
+        _flush(writer, by_name[log_type], batch, summary)
+    quarantined = classifier.take_quarantined()
+    if quarantined:
+        writer.write_quarantine(quarantined, parse_time)
+        for item in quarantined:
+            summary.quarantine_reasons["; ".join(f"{k}: {v}" for k, v in sorted(item.reasons.items()))] += 1
+    summary.records += records
+    summary.quarantined += len(quarantined)
+    if progress is not None:
+        progress(records)
+    return {"records": records, "quarantined": len(quarantined)}
+
+
+def _flush(writer: LakeWriter, schema: LogSchema, batch: list[dict[str, Any]], summary: IngestSummary) -> None:
+    if not batch:
+        return
+    started = time.perf_counter()
+    writer.write(schema.name, batch, schema.arrow_schema())
+    summary.by_type[schema.name].seconds += time.perf_counter() - started
+    batch.clear()
+
+
+def render_summary(summary: IngestSummary) -> str:
+    lines = [f"{'log type':<24} {'events':>10} {'MB':>9} {'write s':>8}"]
+    for name, counts in sorted(summary.by_type.items()):
+        lines.append(f"{name:<24} {counts.events:>10,} {counts.bytes / 1e6:>9.2f} {counts.seconds:>8.2f}")
+    lines.append(f"{'quarantine':<24} {summary.quarantined:>10,}")
+    rate = summary.records / summary.seconds if summary.seconds else 0.0
+    lines.append(f"\n{summary.records:,} records read from {summary.files} file(s) in {summary.seconds:.2f} s "
+                 f"({rate:,.0f}/s): {summary.events:,} events + {summary.quarantined:,} quarantined + "
+                 f"{summary.headers:,} header lines" + ("" if summary.conserved else "  (COUNTS DO NOT ADD UP)"))
+    for reason, count in summary.quarantine_reasons.most_common(5):
+        lines.append(f"  quarantined {count:,}x: {reason[:200]}")
+    for skipped in summary.skipped_files:
+        lines.append(f"  skipped {skipped}")
+    for message in summary.messages:
+        lines.append(f"  note: {message}")
+    return "\n".join(lines)
