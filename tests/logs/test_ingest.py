@@ -146,3 +146,42 @@ def test_lake_files_are_plain_hive_parquet(tmp_path: Path, registry: SchemaRegis
     assert total == 40
     assert not any(name.startswith(".") for _, _, names in os.walk(lake / "zeek_conn") for name in names
                    if name.endswith(".parquet"))
+
+
+CUSTOM = """version: 0
+schema: Custom.AppLog
+description: An in-house application log
+fields:
+  - name: time
+    type: timestamp
+    timeFormat: rfc3339
+    isEventTime: true
+  - name: user
+    type: string
+    indicators: [username]
+  - name: count
+    type: int
+"""
+
+
+def test_custom_schemas_are_added_and_may_only_grow(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    schema = tmp_path / "app.yml"
+    schema.write_text(CUSTOM)
+    assert onca("schemas", "add", str(schema), "--home", str(home)).returncode == 0
+    schema.write_text(CUSTOM.replace("type: int", "type: string"))
+    changed = onca("schemas", "add", str(schema), "--home", str(home))
+    assert changed.returncode == 2 and "count: type changed from int to string" in changed.stderr
+    schema.write_text(CUSTOM.replace("  - name: count\n    type: int\n", ""))
+    removed = onca("schemas", "add", str(schema), "--home", str(home))
+    assert removed.returncode == 2 and "count" in removed.stderr
+    schema.write_text(CUSTOM + "  - name: region\n    type: string\n")
+    assert onca("schemas", "add", str(schema), "--home", str(home)).returncode == 0
+    line = b'{"time": "2024-05-01T10:00:00Z", "user": "ann", "count": 3, "region": "eu"}\n'
+    result = onca("ingest", "-", "--home", str(home), "--log-type", "Custom.AppLog", stdin=line)
+    assert result.returncode == 0, result.stderr
+    found = onca("search", "--user", "ann", "--home", str(home), "--since", "3650d", "--format", "json")
+    assert [hit["table"] for hit in json.loads(found.stdout)] == ["custom_applog"]
+    wrong = tmp_path / "bad.yml"
+    wrong.write_text(CUSTOM.replace("Custom.AppLog", "AppLog"))
+    assert "Custom." in onca("schemas", "add", str(wrong), "--home", str(home)).stderr

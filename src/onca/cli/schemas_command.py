@@ -13,7 +13,7 @@ from onca.logs.registry import SchemaRegistry, managed_schema_dir
 from onca.logs.schema_model import SchemaError
 from onca.logs.schema_tests import run_schema_tests, to_json, write_text
 
-app = typer.Typer(name="schemas", help="Log schemas: list them, test them against sample logs.",
+app = typer.Typer(name="schemas", help="Log schemas: list them, test them against sample logs, add your own.",
                   no_args_is_help=True, add_completion=False)
 
 
@@ -58,3 +58,38 @@ def list_schemas(
         kind = "managed" if schema.managed else "custom"
         typer.echo(f"{schema.name:<{width}}  {schema.table_name:<{width}}  {schema.parser_kind:<26}  "
                    f"{len(schema.fields):>6}  {kind}")
+
+
+@app.command("add")
+def add(
+    file: Annotated[Path, typer.Argument(help="A Custom.* schema YAML file.")],
+    home: Annotated[Path | None, typer.Option("--home", help="Deployment home (default: $ONCA_HOME, ~/.onca).")]
+    = None,
+) -> None:
+    """Install or update a Custom.* schema in <home>/schemas; an update may only add fields."""
+    from onca.cli.deploy_commands import resolve_home
+    from onca.logs.schema import check_update, load_schema
+
+    try:
+        schema = load_schema(file)
+    except SchemaError as err:
+        for line in err.errors:
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(2) from None
+    if not schema.name.startswith("Custom."):
+        typer.echo(f"error: {schema.name}: your own schemas must be named Custom.<Name>", err=True)
+        raise typer.Exit(2)
+    folder = resolve_home(home) / "schemas"
+    target = folder / f"{schema.name}.yml"
+    existed = target.exists()
+    if existed:
+        problems = check_update(load_schema(target), schema)
+        if problems:
+            for problem in problems:
+                typer.echo(f"error: {problem}", err=True)
+            typer.echo("A schema update may only add fields: existing data keeps the old columns. Add a new field "
+                       "instead, or create a new Custom.* log type.", err=True)
+            raise typer.Exit(2)
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_text(file.read_text(encoding="utf-8"), encoding="utf-8")
+    typer.echo(f"{'Updated' if existed else 'Installed'} {schema.name} in {target}")
