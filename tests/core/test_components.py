@@ -15,6 +15,7 @@ from sqlalchemy import select
 from onca.core import access, audit, error_reporting, users
 from onca.deploy.components import core, onboard
 from onca.deploy.resources import Resource, ResourceFailure
+from onca.detections.enablement import DISABLED_SETTING
 from onca.store.models import AuditLog, Invite, RoleBinding, Setting, Source, User
 
 from .conftest import ContextMaker, Mailbox
@@ -300,11 +301,11 @@ def test_audit_detections_lifecycle(make_ctx: ContextMaker, session_factory: Ses
 
     def disabled() -> list[str] | None:
         with session_factory() as session:
-            setting = session.get(Setting, onboard.DISABLED_SETTING)
+            setting = session.get(Setting, DISABLED_SETTING)
             return None if setting is None else setting.value
 
     with session_factory() as session:
-        session.add(Setting(key=onboard.DISABLED_SETTING, value=["Other.Rule"]))
+        session.add(Setting(key=DISABLED_SETTING, value=["Other.Rule"]))
     out = detections.create(ctx, props)
     assert out == {"enabled": True, "rule_ids": ids} and disabled() == ["Other.Rule"]
 

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from onca import __version__
-from onca.cli import deploy_commands, ingest_command, lake_commands, schemas_command, test_command
+from onca.cli import (
+    deploy_commands,
+    detections_command,
+    ingest_command,
+    lake_commands,
+    schemas_command,
+    test_command,
+)
 
 app = typer.Typer(
     name="onca",
@@ -38,6 +45,7 @@ deploy_commands.register(app)
 app.add_typer(schemas_command.app, name="schemas")
 app.command("ingest")(ingest_command.ingest)
 lake_commands.register(app)
+app.add_typer(detections_command.app, name="detections")
 
 
 def main() -> None:

@@ -20,10 +20,10 @@ from sqlalchemy import select
 from onca.core import audit
 from onca.deploy.components.core import database_gone, metadata_session, record
 from onca.deploy.resources import Component, DeployContext, Json, Resource, injected_fault
-from onca.store.models import Setting, Source
+from onca.detections.enablement import set_disabled
+from onca.store.models import Source
 
 COMPONENT = "onboard"
-DISABLED_SETTING = "detections.disabled"
 RULES_DIR = ("content", "rules", "onca_audit")  # inside the onca package
 
 
@@ -152,13 +152,4 @@ class AuditDetections(Resource):
     def _set_disabled(ctx: DeployContext, *, remove: set[str], add: set[str]) -> bool:
         """Edit the detections.disabled setting; True when it changed."""
         with metadata_session(ctx) as session:
-            setting = session.get(Setting, DISABLED_SETTING)
-            before = set(setting.value or []) if setting is not None else set()
-            after = (before - remove) | add
-            if after == before:
-                return False
-            if setting is None:
-                session.add(Setting(key=DISABLED_SETTING, value=sorted(after)))
-            else:
-                setting.value = sorted(after)
-        return True
+            return set_disabled(session, remove=remove, add=add)
