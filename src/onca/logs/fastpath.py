@@ -1,0 +1,513 @@
+"""The columnar fast path: a batch of JSON records into one Arrow table, with exactly the Python path's rows.
+
+The per-record path (parser -> Normalizer -> Table.from_pylist) spends ~30 µs an event in Python. Here a
+batch is decoded with orjson, then converted in bulk: one `pa.array(events, type=struct)` call extracts and
+type-checks every string, boolean and timestamp-text leaf in C++; `json` fields and numbers (which Arrow
+would coerce where the Python path does not: 1.5 into an int, true into a float) are taken in Python with
+exact type checks; timestamps and indicators are computed once per distinct value (dictionary encoding),
+and the p_any_* lists are assembled with numpy. The result is the same table the Python path builds.
+
+Exactness over coverage: whatever this path cannot do exactly goes back to the Python path, record by
+record, where it is normalised, drift-recorded or quarantined as before:
+- a record that does not decode, or is not a JSON object (e.g. a reader refusal);
+- a value that does not fit the strict shape (a number in a string field, text in an int field, an
+  unparseable timestamp, a required field missing or empty): its row is taken out and the batch redone;
+- a batch Arrow refuses as a whole: the refusing records are found column by column and taken out.
+Schemas this path does not model (text parsers, `validate` rules, embedded JSON, numbers or `json` fields
+inside arrays, arrays of arrays) never use it: `FastPath.compile` returns None.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from onca.logs.indicators import INDICATOR_FIELDS, combined_scanner
+from onca.logs.model import NOT_DECODED, RawRecord, Source
+from onca.logs.normalize import Compiler
+from onca.logs.schema import LogSchema
+from onca.logs.timeformats import time_parser
+
+BATCH_RECORDS = 10_000  # ~1.4 KB CloudTrail lines: ~15 MB of text and ~100 MB of decoded dicts at a time
+_CHUNK = 256  # rows per probe when looking for the rows Arrow refuses
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_STRINGS = pa.list_(pa.string())
+_ARROW_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
+_INT_RANGES = {"int": (-(2**63), 2**63 - 1), "bigint": (-(2**63), 2**63 - 1), "smallint": (-(2**15), 2**15 - 1)}
+_EXACT_FLOAT = 2**53  # ints beyond this do not survive float() unchanged in every engine: left to the Python path
+_MISSING: Any = object()
+
+
+class Unsupported(Exception):
+    """The schema uses something the fast path does not model; the caller keeps the Python path."""
+
+
+@dataclass(eq=False)
+class _Node:
+    """One field of the compiled schema. `kind`: string, boolean, timestamp, int, float, json, object, array.
+
+    `arrow` is the final Arrow type; `extract` is the type the bulk C++ conversion reads (None when the value
+    is taken in Python instead: json and numbers, by `path` from the event root).
+    """
+
+    name: str
+    kind: str
+    arrow: pa.DataType
+    required: bool = False
+    scan: Callable[[str], Any] | None = None
+    parse: Callable[[Any], datetime] | None = None
+    event_time: bool = False
+    int_range: tuple[int, int] | None = None
+    children: list[_Node] = field(default_factory=list)
+    element: _Node | None = None
+    path: tuple[str, ...] = ()
+
+
+class _BadRows(Exception):
+    """Rows (indices into the batch) that must take the Python path; the rest of the batch is redone."""
+
+    def __init__(self, rows: set[int], table: pa.Table | None = None) -> None:
+        self.rows = rows
+        self.table = table
+
+
+class FastPath:
+    """The fast path for one (schema, source, parse time): `convert(records)` -> (table, records left over).
+
+    The table has the schema's Arrow schema (fields then p_ fields); the records left over must go through
+    the Python path (the classifier), which produces their rows or quarantines them.
+    """
+
+    def __init__(self, schema: LogSchema, source: Source, parse_time: datetime) -> None:
+        if schema.parser_kind != "json":
+            raise Unsupported(f"parser {schema.parser_kind}")
+        self.schema = schema
+        self.source = source
+        self.parse_time = parse_time
+        self.arrow_schema = schema.arrow_schema()
+        compiler = Compiler(schema.definitions)
+        self.roots = [_compile(f, compiler, (f["name"],), in_array=False) for f in schema.fields]
+        self.extract_type = pa.struct([pa.field(n.name, t) for n in self.roots if (t := _extract_type(n)) is not None])
+        self.event_times = [n for n in _walk(self.roots) if n.event_time]
+        self._prefixes: dict[str, bytes] = {}
+        self._time_cache: dict[str, int | None] = {}
+
+    @classmethod
+    def compile(cls, schema: LogSchema, source: Source, parse_time: datetime) -> FastPath | None:
+        """The fast path for `schema`, or None when the schema needs the Python path."""
+        try:
+            return cls(schema, source, parse_time)
+        except Unsupported:
+            return None
+
+    # -- the batch ---------------------------------------------------------------------------------------
+
+    def convert(self, records: Sequence[RawRecord]) -> tuple[pa.Table | None, list[RawRecord]]:
+        """Rows for the records this path can do exactly (None if none), and the records it leaves over."""
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        events: list[dict[str, Any]] = []
+        kept: list[RawRecord] = []
+        slow: list[RawRecord] = []
+        for record in records:
+            value = record.value
+            if value is NOT_DECODED:
+                try:
+                    value = loads(record.data)
+                except decode_error:
+                    slow.append(record)
+                    continue
+            if value.__class__ is not dict:
+                slow.append(record)
+                continue
+            events.append(value)
+            kept.append(record)
+        tables: list[pa.Table] = []
+        self._convert_part(events, kept, tables, slow)
+        if not tables:
+            return None, slow
+        return (tables[0] if len(tables) == 1 else pa.concat_tables(tables)), slow
+
+    def _convert_part(self, events: list[dict[str, Any]], records: list[RawRecord], tables: list[pa.Table],
+                      slow: list[RawRecord]) -> None:
+        for _attempt in range(4):
+            if not events:
+                return
+            try:
+                tables.append(self._build(events, records))
+                return
+            except _BadRows as bad:
+                # The table was built with those rows' misfits nulled: drop them rather than build again.
+                slow.extend(records[i] for i in sorted(bad.rows))
+                keep = np.ones(len(events), dtype=bool)
+                keep[sorted(bad.rows)] = False
+                if bad.table is not None and keep.any():
+                    tables.append(bad.table.filter(pa.array(keep)))
+                return
+            except _ARROW_ERRORS:
+                refused = self._refused_rows(events)
+                if not refused:
+                    break
+                slow.extend(records[i] for i in sorted(refused))
+                events = [e for i, e in enumerate(events) if i not in refused]
+                records = [r for i, r in enumerate(records) if i not in refused]
+        slow.extend(records)
+
+    def _refused_rows(self, events: list[dict[str, Any]]) -> set[int]:
+        """The rows the bulk conversion refuses: chunk by chunk (about one more bulk conversion in all), then
+        halving a refused chunk down to its refused rows."""
+        refused: set[int] = set()
+        for start in range(0, len(events), _CHUNK):
+            _bisect_refused(events, self.extract_type, start, min(start + _CHUNK, len(events)), refused)
+        return refused
+
+    def _build(self, events: list[dict[str, Any]], records: list[RawRecord]) -> pa.Table:
+        n = len(events)
+        bad: set[int] = set()
+        # Strings, booleans and timestamp text of every field (not json or numbers) in one C++ pass.
+        bulk = pa.array(events, type=self.extract_type)
+        bulk_fields = {name: i for i, name in enumerate(self.extract_type.names)}
+        found: list[tuple[np.ndarray, list[list[tuple[str, str]]], np.ndarray | None]] = []
+        columns: list[pa.Array] = []
+        times: dict[int, pa.Array] = {}
+        for node in self.roots:
+            raw = bulk.field(bulk_fields[node.name]) if node.name in bulk_fields else None
+            array = self._finish(node, raw, events, None, bad, found, times)
+            if node.required:
+                _require(None, array, None, bad)
+            columns.append(array)
+        # p_ fields, as Normalizer.normalize sets them.
+        event_time: pa.Array = pa.nulls(n, _TIMESTAMP)
+        for node in self.event_times:
+            event_time = pc.coalesce(event_time, times[id(node)])
+        parse_time = pa.scalar(self.parse_time, type=_TIMESTAMP)
+        columns.append(pa.array([self.schema.name] * n, pa.string()))
+        columns.append(event_time.fill_null(parse_time) if event_time.null_count else event_time)
+        columns.append(pa.repeat(parse_time, n) if n else pa.array([], _TIMESTAMP))
+        columns.append(pa.array(self._row_ids(records), pa.string()))
+        columns.append(pa.array([self.source.id] * n, pa.string()))
+        columns.append(pa.array([self.source.label] * n, pa.string()))
+        columns.extend(_indicator_lists(found, n))
+        columns.append(pa.nulls(n, pa.string()))
+        table = pa.Table.from_arrays(columns, schema=self.arrow_schema)
+        if bad:
+            raise _BadRows(bad, table)
+        return table
+
+    def _row_ids(self, records: list[RawRecord]) -> list[str]:
+        """onca.logs.normalize.row_id for each record, with the (source, origin) prefix encoded once."""
+        prefixes = self._prefixes
+        blake2b = hashlib.blake2b
+        out = []
+        for record in records:
+            prefix = prefixes.get(record.origin)
+            if prefix is None:
+                prefix = f"{self.source.id}\x00{record.origin}\x00".encode("utf-8", "surrogateescape")
+                prefixes[record.origin] = prefix
+            out.append(blake2b(prefix + str(record.position).encode(), digest_size=16).hexdigest())
+        return out
+
+    # -- one field ---------------------------------------------------------------------------------------
+
+    def _finish(self, node: _Node, raw: pa.Array | None, events: list[dict[str, Any]], owner: np.ndarray | None,
+                bad: set[int], found: list[Any], times: dict[int, pa.Array]) -> pa.Array:
+        """The final array of `node` from its bulk-read `raw` (parent nulls applied) or from the events.
+
+        A null in the result is exactly "absent from the Python path's row", so it also serves the required
+        check: an object with no known field is null there, as is an empty timestamp text.
+        """
+        kind = node.kind
+        if kind == "string":
+            if node.scan is not None:
+                self._scan(node, raw, owner, found)
+            return raw
+        if kind == "boolean":
+            return raw
+        if kind == "timestamp":
+            array = self._times(raw, owner, bad)
+            times[id(node)] = array
+            return array
+        if kind in ("json", "int", "float"):
+            return self._python_leaf(node, events, bad)
+        if kind == "object":
+            children = raw.flatten()
+            arrays = []
+            valid = None
+            for child, child_raw in zip(node.children, _align(node, children), strict=True):
+                array = self._finish(child, child_raw, events, owner, bad, found, times)
+                if child.required:
+                    _require(raw, array, owner, bad)
+                arrays.append(array)
+                valid = array.is_valid() if valid is None else pc.or_(valid, array.is_valid())
+            mask = pc.invert(valid) if valid is not None else pa.array(np.ones(len(raw), dtype=bool))
+            return pa.StructArray.from_arrays(arrays, fields=list(node.arrow), mask=mask)
+        if kind == "array":
+            self._check_lists(node, events, bad)
+            parents = pc.list_parent_indices(raw).to_numpy()
+            element_owner = parents if owner is None else owner[parents]
+            element = self._finish(node.element, raw.values, events, element_owner, bad, found, times)  # type: ignore[arg-type]
+            return pa.ListArray.from_arrays(raw.offsets, element, type=node.arrow, mask=raw.is_null())
+        raise AssertionError(kind)
+
+    def _python_leaf(self, node: _Node, events: list[dict[str, Any]], bad: set[int]) -> pa.Array:
+        values = _values_at(events, node.path)
+        kind = node.kind
+        if kind == "json":
+            dumps = orjson.dumps
+            # Arrow takes the UTF-8 bytes as they are: no decode to str and back.
+            return pa.array([None if v is None else dumps(v) for v in values], pa.string())
+        types = set(map(type, values))
+        if kind == "int":
+            if not types <= {int, type(None)}:
+                bad.update(i for i, v in enumerate(values) if v is not None and type(v) is not int)
+                values = [v if type(v) is int else None for v in values]
+            low, high = node.int_range  # type: ignore[misc]
+            checked = [v for v in values if v is not None]
+            if checked and (min(checked) < low or max(checked) > high):
+                bad.update(i for i, v in enumerate(values) if v is not None and not low <= v <= high)
+                values = [v if v is None or low <= v <= high else None for v in values]
+            return pa.array(values, node.arrow)
+        # float: ints become floats exactly as float() does, when they are exactly representable
+        if not types <= {float, int, type(None)}:
+            bad.update(i for i, v in enumerate(values) if v is not None and type(v) not in (float, int))
+        if types - {float, type(None)}:
+            out = []
+            for i, v in enumerate(values):
+                if type(v) is int:
+                    if -_EXACT_FLOAT <= v <= _EXACT_FLOAT:
+                        out.append(float(v))
+                    else:
+                        bad.add(i)
+                        out.append(None)
+                else:
+                    out.append(v if type(v) is float else None)
+            values = out
+        return pa.array(values, pa.float64())
+
+    def _check_lists(self, node: _Node, events: list[dict[str, Any]], bad: set[int]) -> None:
+        """Arrow reads a string as a list of characters: only real JSON arrays may pass."""
+        values = _values_at(events, node.path)
+        if not set(map(type, values)) <= {list, type(None)}:
+            bad.update(i for i, v in enumerate(values) if v is not None and type(v) is not list)
+
+    def _times(self, raw: pa.Array, owner: np.ndarray | None, bad: set[int]) -> pa.Array:
+        """Each distinct text parsed once by the schema's own parser; "" is absent, a refusal sends the row back."""
+        if raw.null_count == len(raw):
+            return pa.nulls(len(raw), _TIMESTAMP)
+        encoded = raw.dictionary_encode()
+        cache = self._time_cache
+        if len(cache) > 100_000:
+            cache.clear()
+        micros: list[int | None] = []
+        refused: list[int] = []
+        for index, text in enumerate(encoded.dictionary.to_pylist()):
+            value = cache.get(text, _MISSING)
+            if value is _MISSING:
+                if text == "":
+                    value = None
+                else:
+                    try:
+                        value = (_RFC3339(text) - _EPOCH) // _MICRO
+                    except Exception:  # whatever the parser refuses is the Python path's to judge
+                        refused.append(index)
+                        micros.append(None)
+                        continue
+                cache[text] = value
+            micros.append(value)
+        if refused:
+            positions = np.flatnonzero(np.isin(encoded.indices.to_numpy(zero_copy_only=False), refused))
+            bad.update((positions if owner is None else owner[positions]).tolist())
+        return pa.array(micros, _TIMESTAMP).take(encoded.indices)
+
+    def _scan(self, node: _Node, raw: pa.Array, owner: np.ndarray | None, found: list[Any]) -> None:
+        """Indicators of each distinct non-empty value, scanned once; kept with the value's positions."""
+        if raw.null_count == len(raw):
+            return
+        encoded = raw.dictionary_encode()
+        scan = node.scan
+        per_value = [scan(text) if text else () for text in encoded.dictionary.to_pylist()]  # type: ignore[misc]
+        if any(per_value):
+            indices = encoded.indices.fill_null(-1).to_numpy()
+            found.append((indices, per_value, owner))
+
+
+_RFC3339 = time_parser("rfc3339")
+
+
+def _compile(spec: dict[str, Any], compiler: Compiler, path: tuple[str, ...], *, in_array: bool) -> _Node:
+    name = spec.get("name", "")
+    required = bool(spec.get("required"))
+    spec = compiler.resolve(spec)
+    kind = spec["type"]
+    if spec.get("isEmbeddedJSON"):
+        raise Unsupported("embedded JSON")
+    if kind == "string":
+        if "validate" in spec:
+            raise Unsupported("validate")
+        scan = combined_scanner(spec["indicators"]) if spec.get("indicators") else None
+        return _Node(name, "string", pa.string(), required, scan=scan, path=path)
+    if kind == "boolean":
+        return _Node(name, "boolean", pa.bool_(), required, path=path)
+    if kind == "timestamp":
+        fmt = spec["timeFormat"]
+        parse = _RFC3339 if fmt == "rfc3339" else time_parser(fmt)
+        return _Node(name, "timestamp", _TIMESTAMP, required, parse=parse, event_time=bool(spec.get("isEventTime")),
+                     path=path)
+    if kind in _INT_RANGES or kind in ("float", "json"):
+        if in_array:
+            raise Unsupported(f"{kind} inside an array")
+        if kind == "json":
+            return _Node(name, "json", pa.string(), required, path=path)
+        if kind == "float":
+            return _Node(name, "float", pa.float64(), required, path=path)
+        arrow = pa.int16() if kind == "smallint" else pa.int64()
+        return _Node(name, "int", arrow, required, int_range=_INT_RANGES[kind], path=path)
+    if kind == "object":
+        children = [_compile(f, compiler, (*path, f["name"]), in_array=in_array) for f in spec["fields"]]
+        arrow = pa.struct([pa.field(c.name, c.arrow) for c in children])
+        return _Node(name, "object", arrow, required, children=children, path=path)
+    if kind == "array":
+        if in_array:
+            raise Unsupported("array inside an array")
+        element = _compile({**spec["element"], "name": "item"}, compiler, path, in_array=True)
+        return _Node(name, "array", pa.list_(element.arrow), required, element=element, path=path)
+    raise Unsupported(kind)
+
+
+def _extract_type(node: _Node) -> pa.DataType | None:
+    """What the bulk conversion reads for `node`: timestamps as text, objects without their Python-taken leaves."""
+    if node.kind in ("string", "boolean"):
+        return node.arrow
+    if node.kind == "timestamp":
+        if node.parse is not _RFC3339:
+            raise Unsupported("timestamps other than rfc3339 text")  # numbers would not pass as text
+        return pa.string()
+    if node.kind == "object":
+        # Every object keeps a place in the bulk read, even one of only json/numbers: its presence is needed.
+        children = [pa.field(c.name, t) for c in node.children if (t := _extract_type(c)) is not None]
+        return pa.struct(children)
+    if node.kind == "array":
+        element = _extract_type(node.element)  # type: ignore[arg-type]
+        if element is None:
+            raise Unsupported("array of json or numbers")
+        return pa.list_(element)
+    return None
+
+
+def _bisect_refused(values: list[Any], type_: pa.DataType, start: int, end: int, refused: set[int]) -> None:
+    """Halve [start, end) until the values Arrow refuses are found: ~log2(n) conversions per refused value."""
+    try:
+        pa.array(values[start:end], type_)
+        return
+    except _ARROW_ERRORS:
+        if end - start == 1:
+            refused.add(start)
+            return
+    middle = (start + end) // 2
+    _bisect_refused(values, type_, start, middle, refused)
+    _bisect_refused(values, type_, middle, end, refused)
+
+
+def _align(node: _Node, flattened: list[pa.Array]) -> Iterator[pa.Array | None]:
+    """The bulk-read child arrays of an object, one per schema child (None for the Python-taken ones)."""
+    position = 0
+    for child in node.children:
+        if _extract_type(child) is None:
+            yield None
+        else:
+            yield flattened[position]
+            position += 1
+
+
+def _walk(nodes: list[_Node]) -> Iterator[_Node]:
+    for node in nodes:
+        yield node
+        yield from _walk(node.children)
+
+
+def _values_at(events: list[dict[str, Any]], path: tuple[str, ...]) -> list[Any]:
+    """The value at `path` of each event (None where a step is missing or not an object)."""
+    first = path[0]
+    if len(path) == 1:
+        return [e.get(first) for e in events]
+    values = [e.get(first) for e in events]
+    for key in path[1:]:
+        values = [v.get(key) if v.__class__ is dict else None for v in values]
+    return values
+
+
+def _require(parent: pa.Array | None, present: pa.Array, owner: np.ndarray | None, bad: set[int]) -> None:
+    """Rows where an object is there but its required field is absent, null or empty go to the Python path."""
+    missing = present.is_null() if parent is None else pc.and_(parent.is_valid(), present.is_null())
+    if pc.any(missing).as_py():
+        positions = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+        bad.update((positions if owner is None else owner[positions]).tolist())
+
+
+def _indicator_lists(found: list[tuple[np.ndarray, list[Any], np.ndarray | None]], n: int) -> list[pa.Array]:
+    """The p_any_* columns: per row, the sorted distinct values of each kind (null when none), as normalize does."""
+    rows: dict[str, list[np.ndarray]] = {}
+    ids: dict[str, list[np.ndarray]] = {}
+    interned: dict[str, dict[str, int]] = {}
+    for indices, per_value, owner in found:
+        # Scanners yield a few (column, value) pairs per distinct value; handle them slot by slot.
+        width = max(len(pairs) for pairs in per_value)
+        for slot in range(width):
+            by_column: dict[str, np.ndarray] = {}
+            for unique, pairs in enumerate(per_value):
+                if len(pairs) > slot:
+                    column, value = pairs[slot]
+                    lookup = by_column.get(column)
+                    if lookup is None:
+                        lookup = by_column[column] = np.full(len(per_value) + 1, -1, dtype=np.int64)
+                    table = interned.setdefault(column, {})
+                    lookup[unique] = table.setdefault(value, len(table))
+            for column, lookup in by_column.items():
+                value_ids = lookup[indices]  # index -1 (a null value) reads the extra -1 at the end
+                hit = np.flatnonzero(value_ids >= 0)
+                if len(hit):
+                    rows.setdefault(column, []).append(hit if owner is None else owner[hit])
+                    ids.setdefault(column, []).append(value_ids[hit])
+    out = []
+    for column in INDICATOR_FIELDS:
+        if column not in rows:
+            out.append(pa.nulls(n, _STRINGS))
+            continue
+        values = list(interned[column])
+        order = sorted(range(len(values)), key=values.__getitem__)  # code point order, as list.sort
+        rank = np.empty(len(values), dtype=np.int64)
+        rank[order] = np.arange(len(values))
+        width = len(values)
+        keys = np.unique(np.concatenate(rows[column]).astype(np.int64) * width + rank[np.concatenate(ids[column])])
+        row_of, ranks = keys // width, keys % width
+        counts = np.bincount(row_of, minlength=n)
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(counts, out=offsets[1:])
+        sorted_values = pa.array([values[i] for i in order], pa.string())
+        out.append(pa.ListArray.from_arrays(pa.array(offsets), sorted_values.take(pa.array(ranks)),
+                                            type=_STRINGS, mask=pa.array(counts == 0)))
+    return out
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic GC during batch work: decoded events are acyclic and freed by reference counting, while
+    collections triggered by the ~10^6 containers a batch allocates cost ~25% of the time. Restored after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -1,0 +1,183 @@
+"""The columnar fast path gives exactly the Python path's rows, and hands back what it cannot do exactly."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pytest
+
+from onca.lake.writer import to_arrow
+from onca.logs.fastpath import FastPath
+from onca.logs.model import ParseError, RawRecord, Source
+from onca.logs.pipeline import ingest
+from onca.logs.readers import ReadReport, read_records
+from onca.logs.registry import SchemaRegistry
+from onca.logs.schema import LogSchema, parse_schema
+
+SOURCE = Source(id="src-1", label="fast source", log_types=["AWS.CloudTrail"])
+PARSE_TIME = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _event(i: int, **changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "AssumedRole", "principalId": f"AROAEXAMPLE{i}:ci",
+                         "arn": f"arn:aws:sts::123456789012:assumed-role/Deploy/i-0abc1234def56789{i % 10}",
+                         "accountId": "123456789012", "accessKeyId": f"ASIAEXAMPLE{i:05d}",
+                         "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLE",
+                                                              "arn": "arn:aws:iam::123456789012:role/Deploy",
+                                                              "accountId": "123456789012", "userName": "Deploy"},
+                                            "webIdFederationData": {},
+                                            "attributes": {"creationDate": "2024-05-01T11:59:00Z",
+                                                           "mfaAuthenticated": "false"}}},
+        "eventTime": f"2024-05-01T{(i // 60) % 24:02d}:{i % 60:02d}:07Z",
+        "eventSource": "s3.amazonaws.com", "eventName": "GetObject", "awsRegion": "eu-west-1",
+        "sourceIPAddress": f"10.0.{i % 7}.{i % 200}", "userAgent": "aws-cli/2.15 Python/3.11",
+        "requestParameters": {"bucketName": "logs-ü", "key": f"k/{i}.gz", "size": 1.5, "n": i},
+        "responseElements": None, "requestID": f"REQ{i:08d}", "eventID": f"00000000-0000-0000-0000-{i:012d}",
+        "readOnly": True,
+        "resources": [{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::logs/k/{i}.gz"},
+                      {"accountId": "210987654321", "type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::logs"}],
+        "eventType": "AwsApiCall", "managementEvent": False, "recipientAccountId": "123456789012",
+        "eventCategory": "Data", "tlsDetails": {"tlsVersion": "TLSv1.3", "clientProvidedHostHeader": "S3.Example.com"},
+        "extraUnknownField": {"ignored": True},
+    }
+    event.update(changes)
+    return {k: v for k, v in event.items() if v is not _DROP}
+
+
+_DROP: Any = object()
+
+# Shapes the fast path must reproduce (empty objects, nulls, offsets, fractions) or hand back (drift, refusals).
+_SPECIAL: list[Any] = [
+    _event(1000, userIdentity={}, tlsDetails={"unknown": 1}),  # objects with no known field are null
+    _event(1001, userIdentity={"sessionContext": {"attributes": {}}}, resources=[{}, None, {"type": ""}]),
+    _event(1002, eventTime="2024-05-01T10:00:00.123456789+02:00", resources=[]),
+    _event(1003, eventTime="2024-05-01 10:00:00", sourceIPAddress="", requestParameters="text value"),
+    _event(1004, readOnly="True"),  # text in a boolean: the Python path converts it
+    _event(1005, sessionCredentialFromConsole=True),  # a boolean in a string field
+    _event(1006, eventTime="yesterday"),  # required, unparseable: quarantined
+    _event(1007, eventTime=""),  # required, empty: quarantined
+    _event(1008, eventName=_DROP),  # required, missing: quarantined
+    _event(1009, resources="arn:aws:s3:::not-a-list"),  # drift: the row lands with p_nonconforming
+    _event(1010, userIdentity={"type": "Root", "onBehalfOf": {"userId": "u-1", "identityStoreArn": "arn:x"}},
+           addendum={"reason": "DELIVERY_DELAY"}),
+    _event(1011, userIdentity="root"),  # not an object: drift
+    [1, 2, 3],  # not an object: quarantined
+    "not json at all {",
+]
+
+
+def _lines() -> list[bytes]:
+    lines = [json.dumps(_event(i)).encode() for i in range(300)]
+    for offset, special in enumerate(_SPECIAL):
+        line = special.encode() if isinstance(special, str) else json.dumps(special, ensure_ascii=False).encode()
+        lines.insert(17 * offset + 5, line)
+    return lines
+
+
+@pytest.fixture(scope="module")
+def cloudtrail() -> LogSchema:
+    return SchemaRegistry.load().get("AWS.CloudTrail")
+
+
+def _python_rows(schema: LogSchema, records: list[RawRecord]) -> tuple[list[dict[str, Any]], int]:
+    parser, rows, refused = schema.new_parser(), [], 0
+    for record in records:
+        try:
+            row = schema.normalize_record(parser, record, source=SOURCE, parse_time=PARSE_TIME)
+        except ParseError:
+            refused += 1
+            continue
+        if row is not None:
+            rows.append(row)
+    return rows, refused
+
+
+def _by_row_id(table: pa.Table) -> pa.Table:
+    return table.take(pc.sort_indices(table, [("p_row_id", "ascending")]))
+
+
+def test_fast_rows_equal_python_rows(cloudtrail: LogSchema) -> None:
+    records = [RawRecord(line, "/logs/ct.ndjson", i) for i, line in enumerate(_lines())]
+    fast = FastPath.compile(cloudtrail, SOURCE, PARSE_TIME)
+    assert fast is not None
+    table, slow = fast.convert(records)
+    assert table is not None
+    # Everything the fast path gave back is exactly the odd records, and nothing else.
+    assert 8 <= len(slow) <= len(_SPECIAL)
+    assert table.num_rows + len(slow) == len(records)
+    slow_rows, refused = _python_rows(cloudtrail, slow)
+    combined = pa.concat_tables([table, to_arrow(slow_rows, cloudtrail.arrow_schema())])
+    expected_rows, expected_refused = _python_rows(cloudtrail, records)
+    expected = to_arrow(expected_rows, cloudtrail.arrow_schema())
+    assert refused == expected_refused == 5
+    assert combined.schema.equals(expected.schema)
+    got, want = _by_row_id(combined), _by_row_id(expected)
+    for name in want.column_names:
+        assert got.column(name).combine_chunks().equals(want.column(name).combine_chunks()), name
+    # The fast rows themselves carry indicators and no drift.
+    assert table.column("p_nonconforming").null_count == table.num_rows
+    assert table.column("p_any_aws_instance_ids").null_count < table.num_rows
+
+
+def test_records_already_decoded_and_refusals(cloudtrail: LogSchema) -> None:
+    fast = FastPath.compile(cloudtrail, SOURCE, PARSE_TIME)
+    assert fast is not None
+    records = [RawRecord(b"", "a.json", 0, value=_event(1)), RawRecord(b"[]", "a.json", 1),
+               RawRecord(b"", "a.json", 2, value="text")]
+    table, slow = fast.convert(records)
+    assert table is not None and table.num_rows == 1
+    assert [r.position for r in slow] == [1, 2]
+    assert fast.convert([records[1]]) == (None, [records[1]])
+
+
+def test_schemas_it_cannot_model_keep_the_python_path() -> None:
+    text = "version: 0\nschema: Custom.Tee\n"
+    csv = parse_schema(text + "parser:\n  csv:\n    hasHeader: true\nfields:\n  - {name: a, type: string}\n")
+    ints_in_array = parse_schema(text + "fields:\n  - name: a\n    type: array\n    element: {type: int}\n")
+    validated = parse_schema(text + "fields:\n  - name: a\n    type: string\n    validate: {allow: [x]}\n")
+    for schema in (csv, ints_in_array, validated):
+        assert FastPath.compile(schema, SOURCE, PARSE_TIME) is None
+    numbers = parse_schema(text + "fields:\n  - {name: i, type: smallint}\n  - {name: f, type: float}\n"
+                                  "  - {name: t, type: timestamp, timeFormat: rfc3339, isEventTime: true}\n")
+    fast = FastPath.compile(numbers, SOURCE, PARSE_TIME)
+    assert fast is not None
+    events = [{"i": 5, "f": 2}, {"i": 70000}, {"i": 1.5}, {"f": True}, {"f": 2**60}, {"t": "2024-01-01T00:00:00Z"},
+              {"i": None, "f": 0.25}]
+    records = [RawRecord(json.dumps(e).encode(), "n.json", i) for i, e in enumerate(events)]
+    table, slow = fast.convert(records)
+    assert table is not None
+    assert [r.position for r in slow] == [1, 2, 3, 4]
+    rows, _ = _python_rows(numbers, [records[i] for i in (0, 5, 6)])
+    assert _by_row_id(table).equals(_by_row_id(to_arrow(rows, numbers.arrow_schema())))
+
+
+def test_ingest_uses_the_fast_path_and_conserves(tmp_path: Path, cloudtrail: LogSchema) -> None:
+    lines = _lines()
+    log = tmp_path / "ct.ndjson"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    registry = SchemaRegistry.load()
+    summary = ingest([str(log)], lake=tmp_path / "lake", registry=registry, log_types=["AWS.CloudTrail"],
+                     source=SOURCE)
+    records = list(read_records(log, origin=str(log), report=ReadReport()))
+    rows, refused = _python_rows(cloudtrail, records)
+    assert summary.conserved
+    assert summary.records == len(records) >= len(lines)
+    assert summary.quarantined == refused >= 5
+    stored = ds.dataset(tmp_path / "lake" / "aws_cloudtrail", format="parquet", partitioning="hive").to_table()
+    stored = stored.select(cloudtrail.arrow_schema().names)
+    expected = to_arrow(rows, cloudtrail.arrow_schema())
+    got, want = _by_row_id(stored), _by_row_id(expected)
+    assert got.num_rows == want.num_rows == summary.events
+    for name in want.column_names:
+        if name != "p_parse_time":  # ingest stamps its own parse time
+            assert got.column(name).combine_chunks().equals(want.column(name).combine_chunks()), name
+    quarantine = ds.dataset(tmp_path / "lake" / "quarantine", format="parquet", partitioning="hive").to_table()
+    assert quarantine.num_rows == refused
