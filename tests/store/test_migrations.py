@@ -9,7 +9,8 @@ from sqlalchemy import select, text
 from onca.store import db
 from onca.store.models import AuditLog, Invite, Setting, Source, User
 
-TABLES = ["alembic_version", "audit_log", "content_packs", "invites", "role_bindings", "settings", "sources", "users"]
+TABLES = ["alembic_version", "alert_uniques", "alerts", "audit_log", "content_packs", "deliveries", "destinations",
+          "invites", "outbox", "processed_matches", "role_bindings", "settings", "sources", "users"]
 FIRST = "0001_identity_audit"
 
 

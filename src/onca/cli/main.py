@@ -9,6 +9,7 @@ import typer
 
 from onca import __version__
 from onca.cli import (
+    alerts_command,
     deploy_commands,
     detections_command,
     ingest_command,
@@ -46,6 +47,7 @@ app.add_typer(schemas_command.app, name="schemas")
 app.command("ingest")(ingest_command.ingest)
 lake_commands.register(app)
 app.add_typer(detections_command.app, name="detections")
+app.add_typer(alerts_command.app, name="alerts")
 
 
 def main() -> None:

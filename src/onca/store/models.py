@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -178,3 +179,132 @@ class ContentPack(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     detections: Mapped[int] = mapped_column(Integer, default=0)
     installed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+# --- Alerting (migration 0003_alerts) -----------------------------------------------------------------------
+
+ALERT_KINDS = ("RULE", "RULE_ERROR")
+ALERT_STATUSES = ("OPEN", "TRIAGED", "CLOSED", "RESOLVED")
+SEVERITIES = ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+DELIVERY_OUTCOMES = ("success", "retry", "failed")
+OUTBOX_STATES = ("pending", "sending", "done", "failed")
+
+
+class Alert(Base):
+    """One deduplicated alert: every match of (kind, rule, dedup) within one dedup window (onca.alerts.manager).
+
+    `id` is a digest of kind, rule, dedup and window start, so replaying a batch finds the same alert.
+    `raised` stays false while the rule's Threshold is not reached; only raised alerts are delivered.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", ALERT_KINDS), name="kind"),
+        CheckConstraint(_one_of("status", ALERT_STATUSES), name="status"),
+        CheckConstraint(_one_of("severity", SEVERITIES), name="severity"),
+        UniqueConstraint("dedup_key", "window_start"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    dedup: Mapped[str] = mapped_column(Text)
+    dedup_key: Mapped[str] = mapped_column(String(32))  # digest of kind, rule and dedup: the merge lookup key
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    reference: Mapped[str] = mapped_column(Text, default="")
+    runbook: Mapped[str] = mapped_column(Text, default="")
+    alert_context: Mapped[Any] = mapped_column(JsonText, nullable=True)
+    destinations: Mapped[Any] = mapped_column(JsonText, nullable=True)  # the rule's destinations() override
+    tags: Mapped[Any] = mapped_column(JsonText, default=list)
+    reports: Mapped[Any] = mapped_column(JsonText, default=dict)
+    first_event_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_event_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    unique_count: Mapped[int] = mapped_column(Integer, default=0)
+    log_types: Mapped[Any] = mapped_column(JsonText, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="OPEN", index=True)
+    assignee: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    window_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    raised: Mapped[bool] = mapped_column(Boolean, default=False)
+    raised_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AlertUnique(Base):
+    """The distinct unique() values seen by an alert (its Threshold may count these instead of events)."""
+
+    __tablename__ = "alert_uniques"
+
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
+class ProcessedMatch(Base):
+    """Which (rule, event row) pairs were already counted: a replayed batch is recognised and not counted twice."""
+
+    __tablename__ = "processed_matches"
+
+    rule_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    row_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Delivery(Base):
+    """One delivery attempt of an alert to a destination."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (CheckConstraint(_one_of("outcome", DELIVERY_OUTCOMES), name="outcome"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    destination: Mapped[str] = mapped_column(String(200))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class Outbox(Base):
+    """An alert waiting to be sent to one destination (the sender claims rows by state and next_attempt_at)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", OUTBOX_STATES), name="state"),
+        UniqueConstraint("alert_id", "destination"),
+        Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),  # the sender's claim query
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    destination: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Destination(Base):
+    """A configured alert destination; its credentials are Fernet-encrypted with the home's keyring."""
+
+    __tablename__ = "destinations"
+    __table_args__ = (NEVER_REUSE_IDS,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    config_encrypted: Mapped[str] = mapped_column(Text)
+    severities: Mapped[Any] = mapped_column(JsonText, default=list)
+    log_types: Mapped[Any] = mapped_column(JsonText, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
