@@ -11,6 +11,7 @@ from onca import __version__
 from onca.cli import (
     alerts_command,
     deploy_commands,
+    destinations_command,
     detections_command,
     ingest_command,
     lake_commands,
@@ -48,6 +49,7 @@ app.command("ingest")(ingest_command.ingest)
 lake_commands.register(app)
 app.add_typer(detections_command.app, name="detections")
 app.add_typer(alerts_command.app, name="alerts")
+app.add_typer(destinations_command.app, name="destinations")
 
 
 def main() -> None:
