@@ -1,0 +1,227 @@
+"""Directory poller: spools every complete file dropped into a watched directory, then moves it to `done/`.
+
+A file is complete when its size and mtime have not changed for `stable_seconds` (a file moved in whole
+is complete one interval after it appears; a file still being written keeps changing). Hidden files
+(`.name`) and subdirectories are ignored. Files are read with onca.logs.readers.read_records, so gzip,
+bzip2, xz, zip, NDJSON, JSON arrays and envelopes and text lines all work; records are spooled in chunks
+of `chunk_records` (or `chunk_bytes`).
+
+**Guarantee: every record of a file is spooled exactly once, across crashes at any point**, provided the
+file is not modified once complete and the spool segment holding an interrupted chunk still exists at
+restart. How: before each chunk is appended, the state file (`<state_dir>/<source>.json`, written
+atomically) records an intent: the file's identity (device, inode, size, mtime), how many records are
+already spooled, the chunk's record count and digest, and the spool's last position. After a crash with an
+intent pending, the poller looks in the spool after that position for an entry of this source with that
+digest: found, the chunk counts as spooled; not found, it is spooled again. A file whose records are all
+spooled is moved to `done/` (a name already there gets a numeric suffix) and then forgotten by the state.
+If the spool segment that would hold the interrupted chunk has been deleted meanwhile (every consumer
+consumed past it), the poller cannot tell and spools the chunk again: at-least-once in that one case.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from onca.logs.readers import ReadReport, read_records
+from onca.pipeline.spool import Spool, atomic_write, encode_body
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class DirPollerConfig:
+    stable_seconds: float = 2.0
+    poll_interval: float = 1.0
+    chunk_records: int = 1000
+    chunk_bytes: int = 4 << 20
+    done_dir: str = "done"
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def chunk_digest(source_id: str, records: list[bytes]) -> str:
+    return hashlib.sha256(encode_body(source_id, records)).hexdigest()
+
+
+class DirectoryPoller:
+    """Watches `directory` for `source_id`. Call `poll_once()` (tests, schedulers) or `start()`/`stop()`."""
+
+    def __init__(self, spool: Spool, source_id: str, directory: str | os.PathLike[str],
+                 state_dir: str | os.PathLike[str], config: DirPollerConfig | None = None) -> None:
+        self.spool = spool
+        self.source_id = source_id
+        self.dir = Path(directory)
+        self.config = config or DirPollerConfig()
+        self.done = self.dir / self.config.done_dir
+        state_path = Path(state_dir)
+        state_path.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in source_id)
+        self.state_file = state_path / f"dirpoller-{safe}.json"
+        self._seen: dict[str, tuple[list[int], float]] = {}  # name -> (identity, monotonic time first seen so)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.files_done = 0
+        self.records_spooled = 0
+        self.chunks_recovered = 0
+        self.messages: list[str] = []
+        self._state: dict[str, Any] = self._load()
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_file.read_bytes())
+        except FileNotFoundError:
+            return {"files": {}}
+
+    def _save(self) -> None:
+        atomic_write(self.state_file, json.dumps(self._state, sort_keys=True).encode())
+
+    # -- polling -------------------------------------------------------------------------------------
+
+    def poll_once(self, now: float | None = None) -> int:
+        """Spool every file that is complete now; returns how many files were finished."""
+        now = time.monotonic() if now is None else now
+        finished = 0
+        try:
+            entries = sorted(os.scandir(self.dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            return 0
+        present = set()
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            present.add(entry.name)
+            try:
+                ident = _identity(entry.stat(follow_symlinks=False))
+            except FileNotFoundError:
+                continue
+            started = self._state["files"].get(entry.name)
+            if started is not None and started["identity"] == ident:
+                ready = True  # spooling had begun before a restart: the file was complete then
+            else:
+                seen = self._seen.get(entry.name)
+                if seen is None or seen[0] != ident:
+                    self._seen[entry.name] = (ident, now)
+                    ready = self.config.stable_seconds <= 0
+                else:
+                    ready = now - seen[1] >= self.config.stable_seconds
+            if ready:
+                self._process(entry.name, ident)
+                self._seen.pop(entry.name, None)
+                finished += 1
+        for name in list(self._seen):
+            if name not in present:
+                del self._seen[name]
+        # Files recorded in the state that are gone (moved to done/ just before a crash) are forgotten.
+        stale = [n for n in self._state["files"] if n not in present]
+        if stale:
+            for name in stale:
+                del self._state["files"][name]
+            self._save()
+        return finished
+
+    def _process(self, name: str, ident: list[int]) -> None:
+        path = self.dir / name
+        files = self._state["files"]
+        state = files.get(name)
+        if state is None or state["identity"] != ident:
+            state = files[name] = {"identity": ident, "spooled": 0, "pending": None}
+        if state["pending"] is not None:
+            self._recover(state)
+        report = ReadReport()
+        chunk: list[bytes] = []
+        size = 0
+        index = 0
+        skip = state["spooled"]
+        for record in read_records(path, origin=name, report=report):
+            index += 1
+            if index <= skip:
+                continue
+            chunk.append(record.data)
+            size += len(record.data)
+            if len(chunk) >= self.config.chunk_records or size >= self.config.chunk_bytes:
+                self._spool_chunk(state, chunk)
+                chunk, size = [], 0
+        if chunk:
+            self._spool_chunk(state, chunk)
+        for message in report.messages:
+            self.messages.append(str(message))
+            log.warning("directory poller %s: %s", self.source_id, message)
+        self._move_done(path)
+        self.files_done += 1
+        del files[name]
+        self._save()
+
+    def _spool_chunk(self, state: dict[str, Any], records: list[bytes]) -> None:
+        state["pending"] = {
+            "count": len(records),
+            "digest": chunk_digest(self.source_id, records),
+            "after": self.spool.last_position(),
+        }
+        self._save()  # the intent, before the append
+        self.spool.append(self.source_id, records)
+        state["spooled"] += len(records)
+        state["pending"] = None  # saved with the next intent or when the file is done
+        self.records_spooled += len(records)
+
+    def _recover(self, state: dict[str, Any]) -> None:
+        """A crash interrupted a chunk: was it appended? Look for it in the spool after the recorded position."""
+        pending = state["pending"]
+        for entry in self.spool.scan(after=pending["after"]):
+            if entry.source_id == self.source_id and len(entry.records) == pending["count"] \
+                    and chunk_digest(entry.source_id, entry.records) == pending["digest"]:
+                state["spooled"] += pending["count"]
+                self.chunks_recovered += 1
+                break
+        else:
+            if self.spool.segments() and self.spool.segments()[0] > pending["after"] + 1:
+                log.warning("directory poller %s: the spool no longer holds position %d; spooling the "
+                            "interrupted chunk again (it may be duplicated)", self.source_id, pending["after"] + 1)
+        state["pending"] = None
+
+    def _move_done(self, path: Path) -> None:
+        self.done.mkdir(exist_ok=True)
+        target = self.done / path.name
+        n = 0
+        while target.exists():
+            n += 1
+            target = self.done / f"{path.name}.{n}"
+        os.rename(path, target)
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # -- background ----------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("directory poller %s failed; retrying", self.source_id)
+            self._stop.wait(self.config.poll_interval)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"dirpoller-{self.source_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            with contextlib.suppress(RuntimeError):
+                self._thread.join(timeout=10)
+
