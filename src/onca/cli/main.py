@@ -16,6 +16,7 @@ from onca.cli import (
     ingest_command,
     lake_commands,
     schemas_command,
+    serve_command,
     test_command,
 )
 
@@ -50,6 +51,8 @@ lake_commands.register(app)
 app.add_typer(detections_command.app, name="detections")
 app.add_typer(alerts_command.app, name="alerts")
 app.add_typer(destinations_command.app, name="destinations")
+app.command("serve")(serve_command.serve)
+app.add_typer(serve_command.sources_app, name="sources")
 
 
 def main() -> None:

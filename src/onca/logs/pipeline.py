@@ -63,7 +63,7 @@ class IngestSummary:
         return self.records == self.events + self.quarantined + self.headers
 
 
-class _SchemaParser:
+class SchemaParser:
     """Parse and normalise as one step: a record whose normalisation fails (a missing required field)
     is refused like an unparseable one, so it is quarantined with the reason."""
 
@@ -135,7 +135,7 @@ def _hash(path: Path, summary: IngestSummary) -> str | None:
 def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Source, writer: LakeWriter,
                  summary: IngestSummary, report: ReadReport, progress: Callable[[int], None] | None) -> dict[str, int]:
     parse_time = datetime.now(UTC)
-    parsers = {schema.name: _SchemaParser(schema, source, parse_time) for schema in schemas}
+    parsers = {schema.name: SchemaParser(schema, source, parse_time) for schema in schemas}
     by_name = {schema.name: schema for schema in schemas}
     classifier = Classifier(parsers, source)
     batches: dict[str, list[dict[str, Any]]] = {}

@@ -25,6 +25,7 @@ import threading
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -217,8 +218,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.unwatch(self.connection)
-        if self.path.split("?", 1)[0] == "/healthz":
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
             self._reply(200, {"status": "ok"})
+        elif path == "/metrics" and self.server.intake.metrics is not None:
+            body = self.server.intake.metrics().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         else:
             self._reply(404, {"error": "not found"})
 
@@ -340,6 +349,8 @@ class HttpIntake:
         self.spool = spool
         self.sources = sources
         self.config = config or HttpIntakeConfig()
+        # Prometheus text for GET /metrics, supplied by whatever runs the intake (onca serve).
+        self.metrics: Callable[[], str] | None = None
         self._counters: Counter[str] = Counter()
         self._counter_lock = threading.Lock()
         self._server = _Server(self)

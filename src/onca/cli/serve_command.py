@@ -1,0 +1,123 @@
+"""`onca serve` and `onca sources`: run a deployment's pipeline, and manage where its logs come from."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy import select
+
+from onca.cli.deploy_commands import resolve_home
+from onca.deploy.components.core import metadata_session
+from onca.deploy.parameters import LISTEN
+from onca.deploy.resources import DeployContext, ResourceFailure
+from onca.deploy.stacks import FRESH_STATES, Deployment
+from onca.logs.registry import SchemaRegistry
+from onca.pipeline import serve as serving
+from onca.pipeline.tokens import issue_token
+from onca.store.models import Source
+
+HomeOption = Annotated[Path | None, typer.Option("--home", help="Deployment home (default: $ONCA_HOME, ~/.onca).")]
+sources_app = typer.Typer(name="sources", help="Log sources: where logs come from, with their log types and tokens.",
+                          no_args_is_help=True, add_completion=False)
+
+
+@contextmanager
+def deployed_context(home: Path | None) -> Iterator[DeployContext]:
+    deployment = Deployment(resolve_home(home))
+    try:
+        roots = [r for r in deployment.ledger.roots() if r.status not in FRESH_STATES]
+        if not roots:
+            typer.echo(f"error: nothing is deployed in {deployment.home}; run `onca deploy` first", err=True)
+            raise typer.Exit(2)
+        root = roots[-1]
+        yield deployment.context(root.name, root.parameters or {}, first=False, version=root.version)
+    finally:
+        deployment.close()
+
+
+def serve(
+    home: HomeOption = None,
+    listen: Annotated[str, typer.Option("--listen", help="Address of the intake, HOST:PORT.")] = "127.0.0.1:8100",
+    ready_file: Annotated[Path | None, typer.Option("--ready-file", help="Write HOST:PORT here once serving.",
+                                                   hidden=True)] = None,
+) -> None:
+    """Run the intake (POST /ingest/<source> with the source's bearer token), the worker (parse, lake, rules,
+    alerts) and the delivery outbox until SIGTERM or Ctrl-C. GET /healthz and /metrics are served too."""
+    match = LISTEN.match(listen)
+    if not match:
+        raise typer.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with deployed_context(home) as ctx:
+        signal.signal(signal.SIGTERM, lambda *_: serving.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: serving.stop_event.set())
+        typer.echo(f"Onca serving {ctx.stack_name} from {ctx.home}: intake on http://{listen} "
+                   "(POST /ingest/<source>), /healthz, /metrics")
+        serving.serve_home(ctx, match["host"].strip("[]"), int(match["port"]), ready_file)
+        typer.echo("stopped")
+
+
+@contextmanager
+def _sources_session(home: Path | None) -> Iterator[Any]:
+    with deployed_context(home) as ctx:
+        try:
+            with metadata_session(ctx) as session:
+                yield session
+        except ResourceFailure as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from err
+
+
+@sources_app.command("add")
+def add(name: Annotated[str, typer.Argument(help="Source name; the intake URL is /ingest/<name>.")],
+        log_types: Annotated[list[str], typer.Option("--log-type", help="Candidate log type (repeatable).")],
+        home: HomeOption = None) -> None:
+    """Add an HTTP push source and print its bearer token (shown once; only its hash is kept)."""
+    known = set(SchemaRegistry.load().names())
+    unknown = [t for t in log_types if t not in known and not t.startswith("Custom.")]
+    if unknown:
+        typer.echo(f"error: unknown log type(s): {', '.join(unknown)} (see `onca schemas list`)", err=True)
+        raise typer.Exit(2)
+    with _sources_session(home) as session:
+        if session.scalars(select(Source).where(Source.name == name)).first() is not None:
+            typer.echo(f"error: source {name!r} already exists", err=True)
+            raise typer.Exit(2)
+        session.add(Source(name=name, kind="http", log_types=list(log_types), config={}, enabled=True))
+        session.flush()
+        token = issue_token(session, name)
+    typer.echo(f"Source {name} added for {', '.join(log_types)}.\nToken (shown once): {token}\n"
+               f"Send logs with: curl -H 'Authorization: Bearer <token>' --data-binary @events.ndjson "
+               f"http://<onca>/ingest/{name}")
+
+
+@sources_app.command("list")
+def list_sources(home: HomeOption = None,
+                 output_format: Annotated[str, typer.Option("--format", help="table or json.")] = "table") -> None:
+    """Every source with its kind and log types (tokens are never shown)."""
+    with _sources_session(home) as session:
+        rows = [{"name": s.name, "kind": s.kind, "log_types": s.log_types or [], "enabled": s.enabled}
+                for s in session.scalars(select(Source).order_by(Source.name))]
+    if output_format == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = "on " if row["enabled"] else "off"
+        typer.echo(f"{row['name']:<24} {row['kind']:<8} {state} {','.join(row['log_types'])}")
+
+
+@sources_app.command("remove")
+def remove(name: Annotated[str, typer.Argument(help="Source name.")], home: HomeOption = None) -> None:
+    """Remove a source: its token stops working; data already in the lake stays."""
+    with _sources_session(home) as session:
+        source = session.scalars(select(Source).where(Source.name == name)).first()
+        if source is None:
+            typer.echo(f"error: no source named {name!r}", err=True)
+            raise typer.Exit(2)
+        session.delete(source)
+    typer.echo(f"Source {name} removed.")
