@@ -52,6 +52,7 @@ app.add_typer(detections_command.app, name="detections")
 app.add_typer(alerts_command.app, name="alerts")
 app.add_typer(destinations_command.app, name="destinations")
 app.command("serve")(serve_command.serve)
+app.command("up")(serve_command.up)
 app.add_typer(serve_command.sources_app, name="sources")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,9 +14,10 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import select
 
-from onca.cli.deploy_commands import resolve_home
+from onca.cli.deploy_commands import DEFAULT_STACK, resolve_home
 from onca.deploy.components.core import metadata_session
-from onca.deploy.parameters import LISTEN
+from onca.deploy.parameters import LISTEN, ParameterError, read_config
+from onca.deploy.preflight import PreflightFailed
 from onca.deploy.resources import DeployContext, ResourceFailure
 from onca.deploy.stacks import FRESH_STATES, Deployment
 from onca.logs.registry import SchemaRegistry
@@ -42,11 +44,47 @@ def deployed_context(home: Path | None) -> Iterator[DeployContext]:
         deployment.close()
 
 
+def up(
+    home: HomeOption = None,
+    first_user_email: Annotated[str | None, typer.Option(
+        "--first-user-email", help="The first administrator, for a first deploy (asked for when not given).")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Replay Onca's own sample events so alerts appear.")] = False,
+    listen: Annotated[str, typer.Option("--listen", help="Address of the intake, HOST:PORT.")] = "127.0.0.1:8100",
+    ready_file: Annotated[Path | None, typer.Option("--ready-file", hidden=True)] = None,
+) -> None:
+    """Deploy a local stack with defaults if there is none, then serve it (with --demo, replay sample events)."""
+    deployment = Deployment(resolve_home(home))
+    try:
+        if not any(r.status not in FRESH_STATES for r in deployment.ledger.roots()):
+            email = first_user_email
+            if email is None and sys.stdin.isatty():
+                email = typer.prompt("Email of the first administrator")
+            if not email:
+                typer.echo("error: no deployment here yet: give --first-user-email to create one", err=True)
+                raise typer.Exit(2)
+            config = read_config(deployment.home)
+            try:
+                outcome = deployment.deploy(config.stack_name or DEFAULT_STACK,
+                                            {**config.parameters, "FirstUserEmail": email})
+            except (PreflightFailed, ParameterError) as err:
+                typer.echo(f"error: {err}", err=True)
+                raise typer.Exit(2) from err
+            for notice in outcome.notices:
+                typer.echo(notice)
+            if not outcome.ok:
+                typer.echo(f"error: the deploy failed ({outcome.error}); run `onca diagnose`", err=True)
+                raise typer.Exit(1)
+    finally:
+        deployment.close()
+    serve(home=home, listen=listen, ready_file=ready_file, demo=demo)
+
+
 def serve(
     home: HomeOption = None,
     listen: Annotated[str, typer.Option("--listen", help="Address of the intake, HOST:PORT.")] = "127.0.0.1:8100",
     ready_file: Annotated[Path | None, typer.Option("--ready-file", help="Write HOST:PORT here once serving.",
                                                    hidden=True)] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Replay Onca's own sample events so alerts appear.")] = False,
 ) -> None:
     """Run the intake (POST /ingest/<source> with the source's bearer token), the worker (parse, lake, rules,
     alerts) and the delivery outbox until SIGTERM or Ctrl-C. GET /healthz and /metrics are served too."""
@@ -59,7 +97,8 @@ def serve(
         signal.signal(signal.SIGINT, lambda *_: serving.stop_event.set())
         typer.echo(f"Onca serving {ctx.stack_name} from {ctx.home}: intake on http://{listen} "
                    "(POST /ingest/<source>), /healthz, /metrics")
-        serving.serve_home(ctx, match["host"].strip("[]"), int(match["port"]), ready_file)
+        serving.serve_home(ctx, match["host"].strip("[]"), int(match["port"]), ready_file, demo=demo,
+                           announce=typer.echo)
         typer.echo("stopped")
 
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
+from onca.deploy.components.detections import content_dir
 from onca.deploy.resources import DeployContext
 from onca.destinations.outbox import RetryPolicy, deliver_due
 from onca.destinations.secrets import keyring
 from onca.detections.kvstore import KVStore, set_default_store
 from onca.logs.registry import SchemaRegistry
+from onca.pipeline.demo import replay
 from onca.pipeline.intake_http import HttpIntake, HttpIntakeConfig
 from onca.pipeline.spool import Spool
 from onca.pipeline.tokens import TokenIndex
@@ -108,10 +111,16 @@ class Server:
                        for k, v in values.items())
 
 
-def serve_home(ctx: DeployContext, host: str, port: int, ready: Path | None = None) -> None:
+def serve_home(ctx: DeployContext, host: str, port: int, ready: Path | None = None, *, demo: bool = False,
+               announce: Callable[[str], None] = print) -> None:
     """Run until SIGTERM/SIGINT (the caller installs the handlers by setting `stop_event`)."""
     server = Server(ctx, host=host, port=port)
     server.start()
+    if demo:
+        with server.sessions() as session:
+            count = replay(session, server.spool, content_dir(ctx.home) / "onca", server.registry)
+        announce(f"demo: replaying {count} sample events of Onca's own detections; "
+                 "see them with `onca alerts list` in a few seconds")
     if ready is not None:
         ready.write_text("{}:{}\n".format(*server.address))
     stop_event.wait()
