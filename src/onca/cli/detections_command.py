@@ -13,30 +13,15 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from onca.cli.deploy_commands import resolve_home
+from onca.cli.deploy_commands import deployed_context
 from onca.deploy.components import detections as component
 from onca.deploy.components.core import metadata_session
 from onca.deploy.resources import DeployContext, ResourceFailure
-from onca.deploy.stacks import FRESH_STATES, Deployment
 from onca.detections.enablement import disabled_ids, set_disabled
 
 app = typer.Typer(name="detections", help="Detection content of a deployment: install packs, list, enable, disable.",
                   no_args_is_help=True, add_completion=False)
 HomeOption = Annotated[Path | None, typer.Option("--home", help="Deployment home (default: $ONCA_HOME, ~/.onca).")]
-
-
-@contextmanager
-def _deployed(home: Path | None) -> Iterator[DeployContext]:
-    deployment = Deployment(resolve_home(home))
-    try:
-        roots = [r for r in deployment.ledger.roots() if r.status not in FRESH_STATES]
-        if not roots:
-            typer.echo(f"error: nothing is deployed in {deployment.home}; run `onca deploy` first", err=True)
-            raise typer.Exit(2)
-        root = roots[-1]
-        yield deployment.context(root.name, root.parameters or {}, first=False, version=root.version)
-    finally:
-        deployment.close()
 
 
 @contextmanager
@@ -53,7 +38,7 @@ def _session(ctx: DeployContext) -> Iterator[Session]:
 def install(source: Annotated[str, typer.Argument(help="A panther-analysis-format directory, zip or file:// URL.")],
             home: HomeOption = None) -> None:
     """Validate a pack and add it to the deployment; workers pick it up without a restart."""
-    with _deployed(home) as ctx:
+    with deployed_context(home) as ctx:
         root = component.content_dir(ctx.home)
         packs = root / "packs"
         packs.mkdir(parents=True, exist_ok=True)
@@ -88,7 +73,7 @@ def install(source: Annotated[str, typer.Argument(help="A panther-analysis-forma
 def list_detections(home: HomeOption = None,
                     output_format: Annotated[str, typer.Option("--format", help="table or json.")] = "table") -> None:
     """Every installed detection: id, type, log types, severity, and whether it runs."""
-    with _deployed(home) as ctx:
+    with deployed_context(home) as ctx:
         content = component.deployed_content(ctx.home)
         with _session(ctx) as session:
             off = disabled_ids(session)
@@ -108,7 +93,7 @@ def list_detections(home: HomeOption = None,
 
 
 def _toggle(ids: list[str], home: Path | None, *, disable: bool) -> None:
-    with _deployed(home) as ctx:
+    with deployed_context(home) as ctx:
         known = {item.id for item in component.deployed_content(ctx.home).detections}
         unknown = [i for i in ids if i not in known]
         if unknown:

@@ -14,11 +14,11 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import select
 
-from onca.cli.deploy_commands import DEFAULT_STACK, resolve_home
+from onca.cli.deploy_commands import DEFAULT_STACK, deployed_context, resolve_home
 from onca.deploy.components.core import metadata_session
 from onca.deploy.parameters import LISTEN, ParameterError, read_config
 from onca.deploy.preflight import PreflightFailed
-from onca.deploy.resources import DeployContext, ResourceFailure
+from onca.deploy.resources import ResourceFailure
 from onca.deploy.stacks import FRESH_STATES, Deployment
 from onca.logs.registry import SchemaRegistry
 from onca.pipeline import serve as serving
@@ -28,20 +28,6 @@ from onca.store.models import Source
 HomeOption = Annotated[Path | None, typer.Option("--home", help="Deployment home (default: $ONCA_HOME, ~/.onca).")]
 sources_app = typer.Typer(name="sources", help="Log sources: where logs come from, with their log types and tokens.",
                           no_args_is_help=True, add_completion=False)
-
-
-@contextmanager
-def deployed_context(home: Path | None) -> Iterator[DeployContext]:
-    deployment = Deployment(resolve_home(home))
-    try:
-        roots = [r for r in deployment.ledger.roots() if r.status not in FRESH_STATES]
-        if not roots:
-            typer.echo(f"error: nothing is deployed in {deployment.home}; run `onca deploy` first", err=True)
-            raise typer.Exit(2)
-        root = roots[-1]
-        yield deployment.context(root.name, root.parameters or {}, first=False, version=root.version)
-    finally:
-        deployment.close()
 
 
 def up(
