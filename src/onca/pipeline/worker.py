@@ -30,6 +30,7 @@ from onca.detections.runner import Runner
 from onca.detections.runtime import build_runtime
 from onca.lake.writer import LakeWriter
 from onca.logs.classifier import Classifier
+from onca.logs.fastpath import gc_paused
 from onca.logs.model import RawRecord, Source
 from onca.logs.pipeline import SchemaParser
 from onca.logs.registry import SchemaRegistry
@@ -134,8 +135,9 @@ class Worker:
             return 0
         self.refresh_rules()
         sources = self._sources()
-        for entry in entries:
-            self._process(entry, sources.get(entry.source_id))
+        with gc_paused():
+            for entry in entries:
+                self._process(entry, sources.get(entry.source_id))
         self.reader.commit(entries[-1].position)
         self.counters.batches += 1
         return len(entries)
