@@ -102,8 +102,26 @@ def _sources_session(home: Path | None) -> Iterator[Any]:
 @sources_app.command("add")
 def add(name: Annotated[str, typer.Argument(help="Source name; the intake URL is /ingest/<name>.")],
         log_types: Annotated[list[str], typer.Option("--log-type", help="Candidate log type (repeatable).")],
+        kind: Annotated[str, typer.Option("--kind", help="http (push with a token), syslog or directory.")]
+        = "http",
+        udp: Annotated[str | None, typer.Option("--udp", help="syslog: listen on HOST:PORT over UDP.")] = None,
+        tcp: Annotated[str | None, typer.Option("--tcp", help="syslog: listen on HOST:PORT over TCP.")] = None,
+        path: Annotated[Path | None, typer.Option("--path", help="directory: the directory to watch.")] = None,
         home: HomeOption = None) -> None:
-    """Add an HTTP push source and print its bearer token (shown once; only its hash is kept)."""
+    """Add a source. An http source gets a bearer token (shown once; only its hash is kept); a syslog source
+    listens on --udp/--tcp; a directory source ingests each complete file dropped into --path, then moves
+    it to done/."""
+    config: dict[str, str] = {}
+    if kind == "syslog":
+        if not (udp or tcp) or any(a and not LISTEN.match(a) for a in (udp, tcp)):
+            raise typer.BadParameter("a syslog source needs --udp and/or --tcp as HOST:PORT", param_hint="--udp")
+        config = {k: v for k, v in (("udp", udp), ("tcp", tcp)) if v}
+    elif kind == "directory":
+        if path is None or not path.is_dir():
+            raise typer.BadParameter("a directory source needs --path of an existing directory", param_hint="--path")
+        config = {"path": str(path.resolve())}
+    elif kind != "http":
+        raise typer.BadParameter("must be http, syslog or directory", param_hint="--kind")
     known = set(SchemaRegistry.load().names())
     unknown = [t for t in log_types if t not in known and not t.startswith("Custom.")]
     if unknown:
@@ -113,12 +131,15 @@ def add(name: Annotated[str, typer.Argument(help="Source name; the intake URL is
         if session.scalars(select(Source).where(Source.name == name)).first() is not None:
             typer.echo(f"error: source {name!r} already exists", err=True)
             raise typer.Exit(2)
-        session.add(Source(name=name, kind="http", log_types=list(log_types), config={}, enabled=True))
+        session.add(Source(name=name, kind=kind, log_types=list(log_types), config=config, enabled=True))
         session.flush()
-        token = issue_token(session, name)
-    typer.echo(f"Source {name} added for {', '.join(log_types)}.\nToken (shown once): {token}\n"
-               f"Send logs with: curl -H 'Authorization: Bearer <token>' --data-binary @events.ndjson "
-               f"http://<onca>/ingest/{name}")
+        token = issue_token(session, name) if kind == "http" else None
+    typer.echo(f"Source {name} ({kind}) added for {', '.join(log_types)}.")
+    if token is not None:
+        typer.echo(f"Token (shown once): {token}\nSend logs with: curl -H 'Authorization: Bearer <token>' "
+                   f"--data-binary @events.ndjson http://<onca>/ingest/{name}")
+    else:
+        typer.echo("`onca serve` starts it (restart a running server to pick it up).")
 
 
 @sources_app.command("list")

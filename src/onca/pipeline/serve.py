@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from onca.deploy.components.detections import content_dir
@@ -24,10 +25,13 @@ from onca.detections.kvstore import KVStore, set_default_store
 from onca.logs.registry import SchemaRegistry
 from onca.pipeline.demo import replay
 from onca.pipeline.intake_http import HttpIntake, HttpIntakeConfig
+from onca.pipeline.intake_syslog import SyslogConfig, SyslogIntake
+from onca.pipeline.poller_dir import DirectoryPoller
 from onca.pipeline.spool import Spool
 from onca.pipeline.tokens import TokenIndex
 from onca.pipeline.worker import Worker
 from onca.store.db import make_engine
+from onca.store.models import Source
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,7 @@ class Server:
         self.retry = retry or RetryPolicy(base_delay=float(os.environ.get("ONCA_DELIVERY_RETRY_BASE", "30")))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.listeners: list[SyslogIntake | DirectoryPoller] = []
         self.delivery_attempts = 0
 
     @property
@@ -63,10 +68,31 @@ class Server:
         self.worker.refresh_rules()
         self.intake.metrics = self.metrics
         self.intake.start()
+        self._start_listeners()
         for target, name in ((self._work, "worker"), (self._deliver, "delivery")):
             thread = threading.Thread(target=target, name=f"onca-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def _start_listeners(self) -> None:
+        """Syslog listeners and directory pollers of the configured sources (HTTP sources need none)."""
+        with self.sessions() as session:
+            sources = list(session.scalars(select(Source).where(Source.enabled.is_(True))))
+        for source in sources:
+            config = source.config or {}
+            if source.kind == "syslog":
+                udp, tcp = _address(config.get("udp")), _address(config.get("tcp"))
+                host = (udp or tcp or ("127.0.0.1", 0))[0]
+                listener: SyslogIntake | DirectoryPoller = SyslogIntake(self.spool, source.name, SyslogConfig(
+                    host=host, udp_port=udp[1] if udp else None, tcp_port=tcp[1] if tcp else None))
+            elif source.kind == "directory":
+                listener = DirectoryPoller(self.spool, source.name, config["path"],
+                                           self.ctx.home / "state" / "pollers")
+            else:
+                continue
+            listener.start()
+            self.listeners.append(listener)
+            log.info("source %s: %s listening", source.name, source.kind)
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -88,6 +114,8 @@ class Server:
     def stop(self) -> None:
         """Stop taking requests, let the worker finish its batch, then stop delivering."""
         self.intake.stop()
+        for listener in self.listeners:
+            listener.stop()
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
@@ -109,6 +137,13 @@ class Server:
         }
         return "".join(f"# TYPE {k} {'gauge' if k.endswith('entries') else 'counter'}\n{k} {v}\n"
                        for k, v in values.items())
+
+
+def _address(text: str | None) -> tuple[str, int] | None:
+    if not text:
+        return None
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def serve_home(ctx: DeployContext, host: str, port: int, ready: Path | None = None, *, demo: bool = False,
