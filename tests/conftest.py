@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from onca.store.db import make_engine, migrate, session_scope
 from tests.postgres import postgres_url  # noqa: F401
 
 
@@ -14,3 +17,19 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     cache = tmp_path_factory.mktemp("onca-cache")
     monkeypatch.setenv("ONCA_CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture
+def database_url(home: Path) -> str:
+    """A migrated SQLite metadata database in the test's `home` (each test folder defines `home`)."""
+    url = f"sqlite:///{home / 'metadata.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def session_factory(database_url: str) -> Iterator[Callable[[], Any]]:
+    """`with session_factory() as session:` — a committed-on-success session on the test database."""
+    engine = make_engine(database_url)
+    yield lambda: session_scope(engine)
+    engine.dispose()

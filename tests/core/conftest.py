@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from onca.deploy.parameters import resolve
 from onca.deploy.resources import DeployContext
-from onca.store.db import make_engine, migrate, session_scope
 
 
 @pytest.fixture
@@ -26,21 +25,6 @@ def home(tmp_path: Path) -> Path:
     # What the bootstrap component creates before core runs.
     (folder / "config" / "keyring.key").write_bytes(Fernet.generate_key())
     return folder
-
-
-@pytest.fixture
-def database_url(home: Path) -> str:
-    url = f"sqlite:///{home / 'metadata.db'}"
-    migrate(url)
-    return url
-
-
-@pytest.fixture
-def session_factory(database_url: str) -> Iterator[Callable[[], Any]]:
-    """`with session_factory() as session:` — a committed-on-success session on the test database."""
-    engine = make_engine(database_url)
-    yield lambda: session_scope(engine)
-    engine.dispose()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +17,6 @@ import pytest
 from cryptography.fernet import Fernet
 
 from onca.destinations.base import Alert
-from onca.store.db import make_engine, migrate, session_scope
 
 
 @dataclass
@@ -122,20 +121,6 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def fernet(home: Path) -> Fernet:
     return Fernet((home / "config" / "keyring.key").read_bytes())
-
-
-@pytest.fixture
-def database_url(home: Path) -> str:
-    url = f"sqlite:///{home / 'metadata.db'}"
-    migrate(url)
-    return url
-
-
-@pytest.fixture
-def session_factory(database_url: str) -> Iterator[Callable[[], Any]]:
-    engine = make_engine(database_url)
-    yield lambda: session_scope(engine)
-    engine.dispose()
 
 
 @pytest.fixture
