@@ -177,3 +177,22 @@ def test_simple_detections_and_inline_filters_run_in_production(content: Content
     result = build(content).evaluate("GitHub.Audit", events)
     assert sorted((m.rule_id, m.event_index) for m in result.matches) == [("Prod.Filtered", 1), ("Prod.Simple", 0)]
     assert next(m for m in result.matches if m.rule_id == "Prod.Simple").title == "Repository [acme/web] archived"
+
+
+def test_a_rule_that_loops_is_cut_off_and_reported(content: ContentDir) -> None:
+    content.rule("Prod.Loops", """
+        def rule(event):
+            if event.get("loop"):
+                while True:
+                    pass
+            return True
+        """, LogTypes=["Custom.App"])
+    content.rule("Prod.Fine", "def rule(event):\n    return event.get('x') == 1\n", LogTypes=["Custom.App"])
+    runner = build(content, time_limit=0.2)
+    result = runner.evaluate("Custom.App", [{"loop": True, "x": 1}, {"x": 1}])
+    (error,) = result.errors
+    assert (error.rule_id, error.event_index, error.error_type) == ("Prod.Loops", 0, "RuleTimeout")
+    assert "0.2 s" in error.message
+    # the other rule, and the looping rule on the next event, still ran
+    assert sorted((m.rule_id, m.event_index) for m in result.matches) == [
+        ("Prod.Fine", 0), ("Prod.Fine", 1), ("Prod.Loops", 1)]

@@ -19,6 +19,7 @@ from onca.detections.errors import FunctionReturnTypeError
 from onca.detections.event import PantherEvent
 from onca.detections.prefilter import GuardIndex, derive_guard
 from onca.detections.runtime import Runtime, build_runtime
+from onca.detections.watchdog import RuleTimeout, Watchdog
 
 __all__ = ["BatchResult", "RuleError", "RuleMatch", "Runner"]
 
@@ -47,8 +48,10 @@ class Runner:
     """Evaluates enabled rules in production mode; build one per content set and reuse it."""
 
     def __init__(self, runtime: Runtime, content: Content, *, use_index: bool = True,
-                 destinations: Mapping[str, str] | None = None) -> None:
+                 destinations: Mapping[str, str] | None = None, time_limit: float | None = None) -> None:
         self.runtime = runtime
+        # Seconds one rule may take on one event (matcher and auxiliary functions); None: no limit.
+        self.time_limit = time_limit
         self.destinations = dict(destinations or {})
         helpers = _global_sources(content)
         by_log_type: dict[str, list[Detection]] = {}
@@ -68,11 +71,11 @@ class Runner:
             self._by_log_type[log_type] = _LogTypeRules(rules, index)
 
     @classmethod
-    def from_path(cls, path: Path | str, *, use_index: bool = True,
-                  destinations: Mapping[str, str] | None = None) -> Runner:
+    def from_path(cls, path: Path | str, *, use_index: bool = True, destinations: Mapping[str, str] | None = None,
+                  time_limit: float | None = None) -> Runner:
         content = load_content(Path(path))
         runtime = build_runtime(content, severity_from_spec=True)
-        return cls(runtime, content, use_index=use_index, destinations=destinations)
+        return cls(runtime, content, use_index=use_index, destinations=destinations, time_limit=time_limit)
 
     @property
     def log_types(self) -> list[str]:
@@ -87,6 +90,15 @@ class Runner:
         entry = self._by_log_type.get(log_type)
         if entry is None:
             return result
+        if self.time_limit is None:
+            self._evaluate(entry, log_type, events, result, None)
+        else:
+            with Watchdog(self.time_limit) as watchdog:
+                self._evaluate(entry, log_type, events, result, watchdog)
+        return result
+
+    def _evaluate(self, entry: _LogTypeRules, log_type: str, events: Iterable[dict[str, Any]],
+                  result: BatchResult, watchdog: Watchdog | None) -> None:
         rules, index = entry.rules, entry.index
         all_positions = range(len(rules))
         data_model = self.runtime.data_models.get(log_type)
@@ -96,20 +108,25 @@ class Runner:
             positions: Sequence[int] = index.candidates(event) if index is not None else all_positions
             for position in positions:
                 rule = rules[position]
+                if watchdog is not None:
+                    watchdog.begin()
                 try:
                     if rule.inline_filter is not None and not rule.inline_filter(raw):
                         continue
                     output = rule.module.rule(event)
+                    if output is True:
+                        matches.append(rule.match(event, event_index, self.destinations))
+                    elif output is not False:
+                        raise FunctionReturnTypeError(f"detection [{rule.detection_id}] function [rule] returned "
+                                                      f"[{type(output).__name__}], expected [bool]")
+                except RuleTimeout:
+                    errors.append(RuleError(rule.detection_id, event_index, "RuleTimeout",
+                                            f"rule ran longer than {self.time_limit} s on this event"))
                 except Exception as err:
                     errors.append(RuleError(rule.detection_id, event_index, type(err).__name__, str(err)))
-                    continue
-                if output is True:
-                    matches.append(rule.match(event, event_index, self.destinations))
-                elif output is not False:
-                    err = FunctionReturnTypeError(f"detection [{rule.detection_id}] function [rule] returned "
-                                                  f"[{type(output).__name__}], expected [bool]")
-                    errors.append(RuleError(rule.detection_id, event_index, type(err).__name__, str(err)))
-        return result
+                finally:
+                    if watchdog is not None:
+                        watchdog.end()
 
     def close(self) -> None:
         self.runtime.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,8 @@ class Worker:
         self.alerts = AlertManager(session_factory, self.writer, route=self._route,
                                    **({"clock": clock} if clock else {}))
         self._content_version: tuple[Any, ...] | None = None
+        # A rule call running longer than this (seconds) is cut off and becomes a RULE_ERROR alert.
+        self.rule_time_limit = float(os.environ.get("ONCA_RULE_TIME_LIMIT", "10"))
         self.runner: Runner | None = None
         self.rule_specs: dict[str, Mapping[str, Any]] = {}
         self._json_fields = {schema.name: frozenset(f["name"] for f in schema.fields if f.get("type") == "json")
@@ -111,7 +114,7 @@ class Worker:
         if self.runner is not None:
             self.runner.close()
         runtime = build_runtime(content, severity_from_spec=True, extra_paths=[python_dir(self.home)])
-        self.runner = Runner(runtime, content)
+        self.runner = Runner(runtime, content, time_limit=self.rule_time_limit)
         self.rule_specs = {item.id: item.spec for item in content.of_type("rule")}
         self._content_version = key
         log.info("rules loaded: %d log types", len(self.runner.log_types))
