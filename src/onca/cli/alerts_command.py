@@ -18,11 +18,11 @@ import typer
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
-from onca.cli.deploy_commands import HomeOption, resolve_home
+from onca.cli.deploy_commands import DEFAULT_STACK, HomeOption, resolve_home
 from onca.core import audit
 from onca.deploy.components.core import metadata_session
-from onca.deploy.ledger import Ledger
 from onca.deploy.resources import DeployContext, ResourceFailure
+from onca.deploy.stacks import home_context
 from onca.store.db import make_engine, redact, sqlite_path
 from onca.store.models import ALERT_STATUSES, SEVERITIES, Alert, AlertUnique, Delivery, Outbox, utcnow
 
@@ -31,7 +31,6 @@ app = typer.Typer(name="alerts", help="List, show and update alerts.", no_args_i
 ALERT_UPDATED = "alert.updated"  # audit action; details: the changed fields as [old, new]
 FormatOption = Annotated[str, typer.Option("--format", help="text or json.")]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_DEPLOYED = ("ROLLBACK_COMPLETE", "DELETE_COMPLETE")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -41,17 +40,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _context(home: Path) -> DeployContext:
     """The deployed stack's context (its database parameters), else the defaults of a fresh home."""
-    params: dict[str, Any] = {}
-    stack = "onca-main"
-    if (home / "ledger.db").exists():
-        ledger = Ledger(home / "ledger.db")
-        try:
-            roots = [r for r in ledger.roots() if r.status not in _DEPLOYED] or ledger.roots()
-        finally:
-            ledger.close()
-        if roots:
-            stack, params = roots[-1].name, dict(roots[-1].parameters or {})
-    return DeployContext(home=home, stack_name=stack, params=params, version="", first_deploy=False)
+    return home_context(home) or DeployContext(home=home, stack_name=DEFAULT_STACK, params={}, version="",
+                                               first_deploy=False)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from onca.deploy.parameters import PARAMETERS, ParameterError, display, parse_ov
 from onca.deploy.preflight import PreflightFailed, checks_json, render_checks
 from onca.deploy.releases import CatalogueError, UpgradePathError, load_catalogue, plan_json, render_plan
 from onca.deploy.resources import DeployContext
-from onca.deploy.stacks import FRESH_STATES, STUCK_STATES, DeployError, Deployment, Outcome
+from onca.deploy.stacks import STUCK_STATES, DeployError, Deployment, Outcome, home_context
 from onca.deploy.upgrade import UpgradeBlocked, make_plan
 from onca.deploy.upgrade import upgrade as upgrade_stack
 
@@ -73,16 +73,12 @@ def _deployment(home: Path | None) -> Iterator[Deployment]:
 @contextmanager
 def deployed_context(home: Path | None) -> Iterator[DeployContext]:
     """The context of the deployment in the home, for commands that act on a deployed stack."""
-    deployment = Deployment(resolve_home(home))
-    try:
-        roots = [r for r in deployment.ledger.roots() if r.status not in FRESH_STATES]
-        if not roots:
-            typer.echo(f"error: nothing is deployed in {deployment.home}; run `onca deploy` first", err=True)
-            raise typer.Exit(2)
-        root = roots[-1]
-        yield deployment.context(root.name, root.parameters or {}, first=False, version=root.version)
-    finally:
-        deployment.close()
+    home_dir = resolve_home(home)
+    ctx = home_context(home_dir)
+    if ctx is None:
+        typer.echo(f"error: nothing is deployed in {home_dir}; run `onca deploy` first", err=True)
+        raise typer.Exit(2)
+    yield ctx
 
 
 def _stack(deployment: Deployment, requested: str | None, config_name: str | None = None) -> str:

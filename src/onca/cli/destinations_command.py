@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from onca.cli.deploy_commands import HomeOption, resolve_home
 from onca.core import audit
-from onca.deploy.ledger import Ledger
 from onca.deploy.resources import ResourceFailure
+from onca.deploy.stacks import home_context
 from onca.destinations import registry
 from onca.destinations import store as destinations
 from onca.destinations.base import ConfigError
@@ -40,17 +40,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def database(home: Path) -> tuple[str, str | None]:
     """The deployed stack's metadata database URL and schema (SQLite in the home unless configured)."""
-    url, schema = "", None
-    if (home / "ledger.db").exists():
-        ledger = Ledger(home / "ledger.db")
-        try:
-            deployed = [r for r in ledger.roots() if r.status not in ("ROLLBACK_COMPLETE", "DELETE_COMPLETE")]
-        finally:
-            ledger.close()
-        if deployed:
-            url = (deployed[-1].parameters or {}).get("MetadataDatabaseUrl") or ""
-            schema = deployed[-1].name.replace("-", "_")
-    return url or f"sqlite:///{home / 'metadata.db'}", schema
+    ctx = home_context(home)
+    if ctx is None:
+        return f"sqlite:///{home / 'metadata.db'}", None
+    return ctx.database_url, ctx.schema
 
 
 @contextmanager

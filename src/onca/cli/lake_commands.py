@@ -15,7 +15,7 @@ import orjson
 import typer
 
 from onca.cli.deploy_commands import resolve_home
-from onca.deploy.ledger import Ledger
+from onca.deploy.stacks import home_context
 from onca.lake.catalog import Catalog
 from onca.lake.compaction import compact_lake
 from onca.lake.query import DEFAULT_LIMIT, FORMATTERS, QueryError, execute_query
@@ -37,16 +37,8 @@ def resolve_lake(lake: Path | None, home: Path | None) -> Path:
     if lake is not None:
         return lake.expanduser().resolve()
     home_dir = resolve_home(home)
-    if (home_dir / "ledger.db").exists():
-        ledger = Ledger(home_dir / "ledger.db")
-        try:
-            deployed = [r for r in ledger.roots() if r.status not in ("ROLLBACK_COMPLETE", "DELETE_COMPLETE")]
-            location = (deployed[-1].parameters or {}).get("LakeLocation") if deployed else None
-        finally:
-            ledger.close()
-        if location:
-            return Path(location)
-    return home_dir / "lake"
+    ctx = home_context(home_dir)
+    return ctx.lake_dir if ctx is not None else home_dir / "lake"
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:

@@ -19,7 +19,7 @@ from onca.deploy.components.core import metadata_session
 from onca.deploy.parameters import LISTEN, ParameterError, read_config
 from onca.deploy.preflight import PreflightFailed
 from onca.deploy.resources import ResourceFailure
-from onca.deploy.stacks import FRESH_STATES, Deployment
+from onca.deploy.stacks import Deployment, home_context
 from onca.logs.registry import SchemaRegistry
 from onca.pipeline import serve as serving
 from onca.pipeline.tokens import issue_token
@@ -41,7 +41,7 @@ def up(
     """Deploy a local stack with defaults if there is none, then serve it (with --demo, replay sample events)."""
     deployment = Deployment(resolve_home(home))
     try:
-        if not any(r.status not in FRESH_STATES for r in deployment.ledger.roots()):
+        if home_context(deployment.home) is None:
             email = first_user_email
             if email is None and sys.stdin.isatty():
                 email = typer.prompt("Email of the first administrator")

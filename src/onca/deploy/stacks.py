@@ -89,6 +89,22 @@ class _Failed(Exception):
         self.component, self.resource, self.reason = component, resource, reason
 
 
+def home_context(home: Path) -> DeployContext | None:
+    """The context of the stack deployed in `home` (the most recent one), or None; never creates files."""
+    if not (home / "ledger.db").exists():
+        return None
+    ledger = Ledger(home / "ledger.db")
+    try:
+        deployed = [r for r in ledger.roots() if r.status not in FRESH_STATES]
+    finally:
+        ledger.close()
+    if not deployed:
+        return None
+    root = deployed[-1]
+    return DeployContext(home=home, stack_name=root.name, params=dict(root.parameters or {}),
+                         version=root.version or __version__, first_deploy=False)
+
+
 def nested_name(root: str, component: str) -> str:
     return f"{root}-{component}"
 

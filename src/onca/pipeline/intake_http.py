@@ -34,6 +34,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from onca.pipeline.connections import BoundedConnections
 from onca.pipeline.spool import Spool, SpoolError
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def gunzip(data: bytes, limit: int) -> bytes:
     return b"".join(out)
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(BoundedConnections, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -125,7 +126,7 @@ class _Server(ThreadingHTTPServer):
         self.intake = intake
         self._deadlines: dict[socket.socket, float] = {}
         self._dl_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(intake.config.max_connections)
+        self.limit_connections(intake.config.max_connections)
         super().__init__((intake.config.host, intake.config.port), _Handler)
 
     # Header deadlines: a reaper shuts down connections whose request line and headers are overdue.
@@ -148,25 +149,13 @@ class _Server(ThreadingHTTPServer):
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.intake._count("rejected_connections")
-            with contextlib.suppress(OSError):
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
+    def refuse(self, request: Any) -> None:
+        self.intake._count("rejected_connections")
+        with contextlib.suppress(OSError):
+            request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.unwatch(request)
-            self._slots.release()
+    def finished(self, request: Any) -> None:
+        self.unwatch(request)
 
 
 class _Handler(BaseHTTPRequestHandler):

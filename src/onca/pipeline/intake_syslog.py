@@ -18,8 +18,8 @@ import socketserver
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
+from onca.pipeline.connections import BoundedConnections
 from onca.pipeline.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -181,30 +181,14 @@ class _TcpHandler(socketserver.BaseRequestHandler):
         intake.batcher.add(framer.finish())
 
 
-class _TcpServer(socketserver.ThreadingTCPServer):
+class _TcpServer(BoundedConnections, socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(self, intake: SyslogIntake, address: tuple[str, int]) -> None:
         self.intake = intake
-        self._slots = threading.BoundedSemaphore(intake.config.max_connections)
+        self.limit_connections(intake.config.max_connections)
         super().__init__(address, _TcpHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
 
 
 class SyslogIntake:
