@@ -127,6 +127,55 @@ def test_fast_rows_equal_python_rows(cloudtrail: LogSchema) -> None:
     assert table.column("p_any_aws_instance_ids").null_count < table.num_rows
 
 
+def _assert_same_as_python(schema: LogSchema, records: list[RawRecord], table: pa.Table | None,
+                           slow: list[RawRecord]) -> None:
+    slow_rows, _ = _python_rows(schema, slow)
+    parts = ([table] if table is not None else []) + [to_arrow(slow_rows, schema.arrow_schema())]
+    expected_rows, _ = _python_rows(schema, records)
+    got, want = _by_row_id(pa.concat_tables(parts)), _by_row_id(to_arrow(expected_rows, schema.arrow_schema()))
+    assert got.num_rows == want.num_rows
+    for name in want.column_names:
+        assert got.column(name).combine_chunks().equals(want.column(name).combine_chunks()), name
+
+
+def test_text_route_reads_clean_batches_exactly(cloudtrail: LogSchema) -> None:
+    """Records still as text go through Arrow's JSON reader; json fields keep exactly the Python path's text."""
+    tricky = [
+        {"policy": "{\"Version\": \"2012-10-17\"}", "path": "a\\b/c", "note": "caf\u00e9 \u2603 \U0001F600"},
+        {"size": 1.50, "ratio": 1e3, "tiny": -0.0, "list": [1, 2.5, None, True, {"k": []}]},
+        {"big": 18446744073709551615, "neg": -9223372036854775808}, {"huge": 2**70},
+        {}, [], "text", 7, None,
+    ]
+    events = [_event(i, requestParameters=tricky[i % len(tricky)],
+                     userIdentity={"type": "Root", "onBehalfOf": {"userId": f"u-{i}"},
+                                   "sessionContext": {"webIdFederationData": {"federatedProvider": "x" * (i % 3)}}})
+              for i in range(160)]
+    lines = [json.dumps(e, ensure_ascii=i % 2 == 0).encode() for i, e in enumerate(events)]
+    lines.insert(40, b'{"eventTime": "2024-05-01T00:00:00Z", "eventName": "X", "requestParameters": {"n": 1e999}}')
+    lines.insert(80, b'{"eventTime": "2024-05-01T00:00:00Z",\n "eventName": "SpansTwoLines"}')
+    records = [RawRecord(line, "/logs/text.ndjson", i) for i, line in enumerate(lines)]
+    fast = FastPath.compile(cloudtrail, SOURCE, PARSE_TIME)
+    assert fast is not None
+    table, slow = fast.convert(records)
+    # Every event is read as text; the two hand-written records lack required fields (the one spanning two
+    # lines is not even offered to Arrow) and take the Python path, which quarantines them.
+    huge = sum(1 for e in events if e["requestParameters"] == {"huge": 2**70})  # 2**70: orjson refuses it, so do both paths
+    assert fast.routes["text"] == len(events) - huge and fast.routes["python"] == huge + 2
+    _assert_same_as_python(cloudtrail, records, table, slow)
+
+
+def test_a_misfit_costs_its_block_not_the_batch(cloudtrail: LogSchema) -> None:
+    lines = [json.dumps(_event(i)).encode() for i in range(1200)]
+    lines[700] = json.dumps(_event(700, eventName=12345)).encode()  # a number in a string field
+    records = [RawRecord(line, "/logs/misfit.ndjson", i) for i, line in enumerate(lines)]
+    fast = FastPath.compile(cloudtrail, SOURCE, PARSE_TIME)
+    assert fast is not None
+    table, slow = fast.convert(records)
+    assert fast.routes["text"] == 700  # the blocks before and after the misfit's block of 500
+    assert fast.routes["dicts"] == 499 and [r.position for r in slow] == [700]
+    _assert_same_as_python(cloudtrail, records, table, slow)
+
+
 def test_records_already_decoded_and_refusals(cloudtrail: LogSchema) -> None:
     fast = FastPath.compile(cloudtrail, SOURCE, PARSE_TIME)
     assert fast is not None

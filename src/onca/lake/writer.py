@@ -62,7 +62,7 @@ def write_parquet_atomic(table: pa.Table, target: Path, *, index: bool = True) -
         if sidecar is not None:
             _publish(directory, index_path(target), lambda path: lake_index.write(sidecar, path))
     _publish(directory, target, lambda path: pq.write_table(
-        table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS))
+        table, path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP_ROWS))
     fsync_dir(directory)
     return target
 

@@ -1,18 +1,24 @@
 """The columnar fast path: a batch of JSON records into one Arrow table, with exactly the Python path's rows.
 
 The per-record path (parser -> Normalizer -> Table.from_pylist) spends ~30 µs an event in Python. Here a
-batch is decoded with orjson, then converted in bulk: one `pa.array(events, type=struct)` call extracts and
-type-checks every string, boolean and timestamp-text leaf in C++; `json` fields and numbers (which Arrow
-would coerce where the Python path does not: 1.5 into an int, true into a float) are taken in Python with
-exact type checks; timestamps and indicators are computed once per distinct value (dictionary encoding),
-and the p_any_* lists are assembled with numpy. The result is the same table the Python path builds.
+batch is converted in bulk, by one of two routes:
+- the text route (records still as text, one per line): Arrow's C++ JSON reader reads every string, boolean,
+  number and timestamp-text leaf with the schema's types, refusing any misfit as strictly as the Python path
+  does; msgspec decodes only the `json` fields (the rest of the record is skipped in C), which orjson writes
+  back exactly as the Python path does. No Python dict of the whole event is ever built.
+- the dict route (records already decoded by a reader, or text Arrow refused): orjson dicts, then one
+  `pa.array(events, type=struct)` call for strings, booleans and timestamp text, and `json` fields and
+  numbers taken in Python with exact type checks.
+Then, on both, timestamps and indicators are computed once per distinct value (dictionary encoding), and the
+p_any_* lists are assembled with numpy. The result is the same table the Python path builds.
 
 Exactness over coverage: whatever this path cannot do exactly goes back to the Python path, record by
 record, where it is normalised, drift-recorded or quarantined as before:
 - a record that does not decode, or is not a JSON object (e.g. a reader refusal);
 - a value that does not fit the strict shape (a number in a string field, text in an int field, an
   unparseable timestamp, a required field missing or empty): its row is taken out and the batch redone;
-- a batch Arrow refuses as a whole: the refusing records are found column by column and taken out.
+- a batch Arrow refuses as a whole: on the text route it is read again in blocks and refused blocks take
+  the dict route; there the refusing records are found column by column and taken out.
 Schemas this path does not model (text parsers, `validate` rules, embedded JSON, numbers or `json` fields
 inside arrays, arrays of arrays) never use it: `FastPath.compile` returns None.
 """
@@ -20,26 +26,31 @@ inside arrays, arrays of arrays) never use it: `FastPath.compile` returns None.
 from __future__ import annotations
 
 import gc
-import hashlib
+import io
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from onca.logs.indicators import INDICATOR_FIELDS, combined_scanner
 from onca.logs.model import NOT_DECODED, RawRecord, Source
-from onca.logs.normalize import Compiler
+from onca.logs.normalize import Compiler, row_id_prefix
 from onca.logs.schema import LogSchema
 from onca.logs.timeformats import time_parser
 
 BATCH_RECORDS = 10_000  # ~1.4 KB CloudTrail lines: ~15 MB of text and ~100 MB of decoded dicts at a time
 _CHUNK = 256  # rows per probe when looking for the rows Arrow refuses
+_TEXT_BLOCK = 500  # records per block when a batch's text is read again after a refusal
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -101,7 +112,12 @@ class FastPath:
         self.roots = [_compile(f, compiler, (f["name"],), in_array=False) for f in schema.fields]
         self.extract_type = pa.struct([pa.field(n.name, t) for n in self.roots if (t := _extract_type(n)) is not None])
         self.event_times = [n for n in _walk(self.roots) if n.event_time]
-        self._prefixes: dict[str, bytes] = {}
+        self._text_schema = pa.schema([pa.field(n.name, t) for n in self.roots
+                                       if (t := _extract_type(n, numbers=True)) is not None])
+        self._json_paths: list[tuple[_Node, tuple[str, ...]]] = []
+        self._json_decoder = msgspec.json.Decoder(_json_struct(self.roots, (), self._json_paths))
+        self._prefixes: dict[str, str] = {}
+        self.routes: Counter[str] = Counter()  # rows by route (text, dicts, python): what tests and benches check
         self._time_cache: dict[str, int | None] = {}
 
     @classmethod
@@ -116,10 +132,93 @@ class FastPath:
 
     def convert(self, records: Sequence[RawRecord]) -> tuple[pa.Table | None, list[RawRecord]]:
         """Rows for the records this path can do exactly (None if none), and the records it leaves over."""
+        texts: list[RawRecord] = []
+        decoded: list[RawRecord] = []
+        for record in records:
+            # Arrow's reader takes one record per line: a record spanning lines keeps the dict route.
+            if record.value is NOT_DECODED and b"\n" not in record.data and b"\r" not in record.data:
+                texts.append(record)
+            else:
+                decoded.append(record)
+        tables: list[pa.Table] = []
+        slow: list[RawRecord] = []
+        if texts:
+            decoded.extend(self._convert_text(texts, tables, slow))
+        if decoded:
+            self._convert_dicts(decoded, tables, slow)
+        self.routes["python"] += len(slow)
+        if not tables:
+            return None, slow
+        return (tables[0] if len(tables) == 1 else pa.concat_tables(tables)), slow
+
+    def _convert_text(self, records: list[RawRecord], tables: list[pa.Table], slow: list[RawRecord]) -> list[RawRecord]:
+        """The text route: the records' JSON text read by Arrow's C++ reader with the schema's types (as strict
+        as the Python path: a number in a string field, an array for an object, a repeated key, an int field
+        holding 1.0 are all refused), the json fields decoded by msgspec. A block Arrow refuses goes to the dict
+        route, which finds the misfits row by row. Returns the records left for the dict route."""
+        decode, decode_errors = self._json_decoder.decode, (msgspec.DecodeError, msgspec.ValidationError)
+        objects: list[Any] = []
+        kept: list[RawRecord] = []
+        for record in records:
+            try:
+                objects.append(decode(record.data))
+            except decode_errors:  # not JSON, not an object, or a json-field parent of the wrong shape
+                slow.append(record)
+                continue
+            kept.append(record)
+        if not kept:
+            return []
+        bulk, objects, kept, refused = self._read_blocks(objects, kept)
+        if bulk is None:
+            return refused
+        bad: set[int] = set()
+        leaves = _json_columns(objects, self._json_paths, bad)
+        try:
+            tables.append(self._build(bulk, leaves, kept, bad))
+            self.routes["text"] += len(kept)
+        except _BadRows as bad_rows:
+            slow.extend(kept[i] for i in sorted(bad_rows.rows))
+            keep = np.ones(len(kept), dtype=bool)
+            keep[sorted(bad_rows.rows)] = False
+            if bad_rows.table is not None and keep.any():
+                tables.append(bad_rows.table.filter(pa.array(keep)))
+                self.routes["text"] += int(keep.sum())
+        return refused
+
+    def _read_blocks(self, objects: list[Any], records: list[RawRecord]
+                     ) -> tuple[pa.StructArray | None, list[Any], list[RawRecord], list[RawRecord]]:
+        """Arrow's read of the records' text: (struct array, objects and records it covers, records refused).
+        A refused batch is read again in blocks, so one misfit costs its block, not the batch."""
+        try:
+            bulk = _read_json(b"\n".join(r.data for r in records), self._text_schema)
+            if len(bulk) == len(records):
+                return bulk, objects, records, []
+        except _ARROW_ERRORS:
+            pass
+        arrays: list[pa.StructArray] = []
+        kept_objects: list[Any] = []
+        kept: list[RawRecord] = []
+        refused: list[RawRecord] = []
+        for start in range(0, len(records), _TEXT_BLOCK):
+            block = records[start:start + _TEXT_BLOCK]
+            try:
+                array = _read_json(b"\n".join(r.data for r in block), self._text_schema)
+            except _ARROW_ERRORS:
+                array = None
+            if array is None or len(array) != len(block):
+                refused.extend(block)
+                continue
+            arrays.append(array)
+            kept_objects.extend(objects[start:start + _TEXT_BLOCK])
+            kept.extend(block)
+        if not arrays:
+            return None, [], [], refused
+        return pa.concat_arrays(arrays), kept_objects, kept, refused
+
+    def _convert_dicts(self, records: list[RawRecord], tables: list[pa.Table], slow: list[RawRecord]) -> None:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         events: list[dict[str, Any]] = []
         kept: list[RawRecord] = []
-        slow: list[RawRecord] = []
         for record in records:
             value = record.value
             if value is NOT_DECODED:
@@ -133,11 +232,7 @@ class FastPath:
                 continue
             events.append(value)
             kept.append(record)
-        tables: list[pa.Table] = []
         self._convert_part(events, kept, tables, slow)
-        if not tables:
-            return None, slow
-        return (tables[0] if len(tables) == 1 else pa.concat_tables(tables)), slow
 
     def _convert_part(self, events: list[dict[str, Any]], records: list[RawRecord], tables: list[pa.Table],
                       slow: list[RawRecord]) -> None:
@@ -145,7 +240,8 @@ class FastPath:
             if not events:
                 return
             try:
-                tables.append(self._build(events, records))
+                tables.append(self._build_dicts(events, records))
+                self.routes["dicts"] += len(events)
                 return
             except _BadRows as bad:
                 # The table was built with those rows' misfits nulled: drop them rather than build again.
@@ -154,6 +250,7 @@ class FastPath:
                 keep[sorted(bad.rows)] = False
                 if bad.table is not None and keep.any():
                     tables.append(bad.table.filter(pa.array(keep)))
+                    self.routes["dicts"] += int(keep.sum())
                 return
             except _ARROW_ERRORS:
                 refused = self._refused_rows(events)
@@ -172,18 +269,30 @@ class FastPath:
             _bisect_refused(events, self.extract_type, start, min(start + _CHUNK, len(events)), refused)
         return refused
 
-    def _build(self, events: list[dict[str, Any]], records: list[RawRecord]) -> pa.Table:
-        n = len(events)
-        bad: set[int] = set()
-        # Strings, booleans and timestamp text of every field (not json or numbers) in one C++ pass.
+    def _build_dicts(self, events: list[dict[str, Any]], records: list[RawRecord]) -> pa.Table:
+        # Strings, booleans and timestamp text of every field (not json or numbers) in one C++ pass; json and
+        # numbers from the dicts, where exact type checks keep Arrow's coercions out.
         bulk = pa.array(events, type=self.extract_type)
-        bulk_fields = {name: i for i, name in enumerate(self.extract_type.names)}
+        bad: set[int] = set()
+        leaves = {id(node): self._python_leaf(node, events, bad) for node in _walk(self.roots)
+                  if node.kind in ("json", "int", "float")}
+        for node in _walk(self.roots):
+            if node.kind == "array":
+                _check_lists(node, events, bad)
+        return self._build(bulk, leaves, records, bad)
+
+    def _build(self, bulk: pa.StructArray, leaves: dict[int, pa.Array], records: list[RawRecord],
+               bad: set[int]) -> pa.Table:
+        """The table from the bulk-read struct and the leaves taken apart from it (by node id); the rows whose
+        values do not fit are collected in `bad` and raised with the table (_BadRows)."""
+        n = len(bulk)
+        bulk_fields = {name: i for i, name in enumerate(bulk.type.names)}
         found: list[tuple[np.ndarray, list[list[tuple[str, str]]], np.ndarray | None]] = []
         columns: list[pa.Array] = []
         times: dict[int, pa.Array] = {}
         for node in self.roots:
             raw = bulk.field(bulk_fields[node.name]) if node.name in bulk_fields else None
-            array = self._finish(node, raw, events, None, bad, found, times)
+            array = self._finish(node, raw, leaves, None, bad, found, times)
             if node.required:
                 _require(None, array, None, bad)
             columns.append(array)
@@ -206,23 +315,21 @@ class FastPath:
         return table
 
     def _row_ids(self, records: list[RawRecord]) -> list[str]:
-        """onca.logs.normalize.row_id for each record, with the (source, origin) prefix encoded once."""
+        """onca.logs.normalize.row_id for each record, with the (source, origin) digest computed once."""
         prefixes = self._prefixes
-        blake2b = hashlib.blake2b
         out = []
         for record in records:
             prefix = prefixes.get(record.origin)
             if prefix is None:
-                prefix = f"{self.source.id}\x00{record.origin}\x00".encode("utf-8", "surrogateescape")
-                prefixes[record.origin] = prefix
-            out.append(blake2b(prefix + str(record.position).encode(), digest_size=16).hexdigest())
+                prefix = prefixes[record.origin] = row_id_prefix(self.source.id, record.origin)
+            out.append(f"{prefix}{record.position:016x}")
         return out
 
     # -- one field ---------------------------------------------------------------------------------------
 
-    def _finish(self, node: _Node, raw: pa.Array | None, events: list[dict[str, Any]], owner: np.ndarray | None,
+    def _finish(self, node: _Node, raw: pa.Array | None, leaves: dict[int, pa.Array], owner: np.ndarray | None,
                 bad: set[int], found: list[Any], times: dict[int, pa.Array]) -> pa.Array:
-        """The final array of `node` from its bulk-read `raw` (parent nulls applied) or from the events.
+        """The final array of `node` from its bulk-read `raw` (parent nulls applied) or from `leaves`.
 
         A null in the result is exactly "absent from the Python path's row", so it also serves the required
         check: an object with no known field is null there, as is an empty timestamp text.
@@ -239,13 +346,17 @@ class FastPath:
             times[id(node)] = array
             return array
         if kind in ("json", "int", "float"):
-            return self._python_leaf(node, events, bad)
+            if raw is None:
+                return leaves[id(node)]
+            if kind == "float":  # read as float64 by Arrow: an int literal too big to be exact is the Python path's
+                _exact_floats(raw, owner, bad)
+            return raw
         if kind == "object":
             children = raw.flatten()
             arrays = []
             valid = None
-            for child, child_raw in zip(node.children, _align(node, children), strict=True):
-                array = self._finish(child, child_raw, events, owner, bad, found, times)
+            for child, child_raw in zip(node.children, _align(node, raw, children), strict=True):
+                array = self._finish(child, child_raw, leaves, owner, bad, found, times)
                 if child.required:
                     _require(raw, array, owner, bad)
                 arrays.append(array)
@@ -253,10 +364,9 @@ class FastPath:
             mask = pc.invert(valid) if valid is not None else pa.array(np.ones(len(raw), dtype=bool))
             return pa.StructArray.from_arrays(arrays, fields=list(node.arrow), mask=mask)
         if kind == "array":
-            self._check_lists(node, events, bad)
             parents = pc.list_parent_indices(raw).to_numpy()
             element_owner = parents if owner is None else owner[parents]
-            element = self._finish(node.element, raw.values, events, element_owner, bad, found, times)  # type: ignore[arg-type]
+            element = self._finish(node.element, raw.values, leaves, element_owner, bad, found, times)  # type: ignore[arg-type]
             return pa.ListArray.from_arrays(raw.offsets, element, type=node.arrow, mask=raw.is_null())
         raise AssertionError(kind)
 
@@ -294,12 +404,6 @@ class FastPath:
                     out.append(v if type(v) is float else None)
             values = out
         return pa.array(values, pa.float64())
-
-    def _check_lists(self, node: _Node, events: list[dict[str, Any]], bad: set[int]) -> None:
-        """Arrow reads a string as a list of characters: only real JSON arrays may pass."""
-        values = _values_at(events, node.path)
-        if not set(map(type, values)) <= {list, type(None)}:
-            bad.update(i for i, v in enumerate(values) if v is not None and type(v) is not list)
 
     def _times(self, raw: pa.Array, owner: np.ndarray | None, bad: set[int]) -> pa.Array:
         """Each distinct text parsed once by the schema's own parser; "" is absent, a refusal sends the row back."""
@@ -385,20 +489,23 @@ def _compile(spec: dict[str, Any], compiler: Compiler, path: tuple[str, ...], *,
     raise Unsupported(kind)
 
 
-def _extract_type(node: _Node) -> pa.DataType | None:
-    """What the bulk conversion reads for `node`: timestamps as text, objects without their Python-taken leaves."""
+def _extract_type(node: _Node, *, numbers: bool = False) -> pa.DataType | None:
+    """What the bulk conversion reads for `node`: timestamps as text, objects without the leaves read apart
+    (json always; numbers unless `numbers`, which Arrow's JSON reader checks as strictly as the Python path)."""
     if node.kind in ("string", "boolean"):
         return node.arrow
+    if node.kind in ("int", "float"):
+        return node.arrow if numbers else None
     if node.kind == "timestamp":
         if node.parse is not _RFC3339:
             raise Unsupported("timestamps other than rfc3339 text")  # numbers would not pass as text
         return pa.string()
     if node.kind == "object":
         # Every object keeps a place in the bulk read, even one of only json/numbers: its presence is needed.
-        children = [pa.field(c.name, t) for c in node.children if (t := _extract_type(c)) is not None]
+        children = [pa.field(c.name, t) for c in node.children if (t := _extract_type(c, numbers=numbers)) is not None]
         return pa.struct(children)
     if node.kind == "array":
-        element = _extract_type(node.element)  # type: ignore[arg-type]
+        element = _extract_type(node.element, numbers=numbers)  # type: ignore[arg-type]
         if element is None:
             raise Unsupported("array of json or numbers")
         return pa.list_(element)
@@ -419,15 +526,11 @@ def _bisect_refused(values: list[Any], type_: pa.DataType, start: int, end: int,
     _bisect_refused(values, type_, middle, end, refused)
 
 
-def _align(node: _Node, flattened: list[pa.Array]) -> Iterator[pa.Array | None]:
-    """The bulk-read child arrays of an object, one per schema child (None for the Python-taken ones)."""
-    position = 0
+def _align(node: _Node, raw: pa.StructArray, flattened: list[pa.Array]) -> Iterator[pa.Array | None]:
+    """The bulk-read child arrays of an object, one per schema child (None for the ones read apart)."""
+    by_name = dict(zip(raw.type.names, flattened, strict=True))
     for child in node.children:
-        if _extract_type(child) is None:
-            yield None
-        else:
-            yield flattened[position]
-            position += 1
+        yield by_name.get(child.name)
 
 
 def _walk(nodes: list[_Node]) -> Iterator[_Node]:
@@ -498,6 +601,84 @@ def _indicator_lists(found: list[tuple[np.ndarray, list[Any], np.ndarray | None]
         out.append(pa.ListArray.from_arrays(pa.array(offsets), sorted_values.take(pa.array(ranks)),
                                             type=_STRINGS, mask=pa.array(counts == 0)))
     return out
+
+
+def _check_lists(node: _Node, events: list[dict[str, Any]], bad: set[int]) -> None:
+    """Arrow reads a string as a list of characters: only real JSON arrays may pass."""
+    values = _values_at(events, node.path)
+    if not set(map(type, values)) <= {list, type(None)}:
+        bad.update(i for i, v in enumerate(values) if v is not None and type(v) is not list)
+
+
+def _exact_floats(values: pa.Array, owner: np.ndarray | None, bad: set[int]) -> None:
+    """Rows with a float beyond 2**53: it may have been an int literal Arrow rounded, which the Python path
+    judges differently; those rows take the Python path."""
+    if values.null_count == len(values):
+        return
+    beyond = pc.greater(pc.abs(values), _EXACT_FLOAT)
+    if pc.any(beyond).as_py():
+        positions = np.flatnonzero(beyond.fill_null(False).to_numpy(zero_copy_only=False))
+        bad.update((positions if owner is None else owner[positions]).tolist())
+
+
+def _json_columns(objects: list[Any], paths: list[tuple[_Node, tuple[str, ...]]], bad: set[int]) -> dict[int, pa.Array]:
+    """The text of each json field (by node id) for every decoded record, as the Python path writes it:
+    orjson.dumps of the value. `paths` give each field's attribute path in the Structs. A value orjson refuses
+    (an integer beyond 64 bits, which orjson would not have decoded either) sends its row to the Python path."""
+    parents: dict[tuple[str, ...], list[Any]] = {(): objects}
+    out: dict[int, pa.Array] = {}
+    dumps = orjson.dumps
+    for node, attrs in paths:
+        for depth in range(1, len(attrs)):
+            if attrs[:depth] not in parents:
+                above, attr = parents[attrs[:depth - 1]], attrs[depth - 1]
+                parents[attrs[:depth]] = [None if v is None else getattr(v, attr) for v in above]
+        above, attr = parents[attrs[:-1]], attrs[-1]
+        values = list(map(attrgetter(attr), objects)) if len(attrs) == 1 else \
+            [None if v is None else getattr(v, attr) for v in above]
+        if not any(v is not None for v in values):
+            out[id(node)] = pa.nulls(len(values), pa.string())
+            continue
+        try:
+            texts = [None if v is None else dumps(v) for v in values]
+        except orjson.JSONEncodeError:
+            texts = []
+            for row, value in enumerate(values):
+                try:
+                    texts.append(None if value is None else dumps(value))
+                except orjson.JSONEncodeError:
+                    bad.add(row)
+                    texts.append(None)
+        out[id(node)] = pa.array(texts, pa.string())
+    return out
+
+
+def _json_struct(nodes: list[_Node], attrs: tuple[str, ...], paths: list[tuple[_Node, tuple[str, ...]]],
+                name: str = "Record") -> type:
+    """A msgspec Struct type keeping only the json leaves (decoded) and the objects leading to them; each json
+    node's attribute path goes to `paths`. Attributes are f0, f1... (field names need not be identifiers)."""
+    fields: list[tuple[str, Any, Any]] = []
+    rename: dict[str, str] = {}
+    for node in nodes:
+        attr = f"f{len(fields)}"
+        if node.kind == "json":
+            fields.append((attr, Any, None))
+            paths.append((node, (*attrs, attr)))
+        elif node.kind == "object" and any(n.kind == "json" for n in _walk(node.children)):
+            child = _json_struct(node.children, (*attrs, attr), paths, f"{name}_{attr}")
+            fields.append((attr, child | None, None))
+        else:
+            continue
+        rename[attr] = node.name
+    return msgspec.defstruct(name, fields, rename=rename)
+
+
+def _read_json(text: bytes, schema: pa.Schema) -> pa.StructArray:
+    """Newline-separated JSON objects as one struct array typed by `schema`, on the calling thread."""
+    options = pa_json.ReadOptions(use_threads=False, block_size=len(text) + 1)
+    parse = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    table = pa_json.read_json(io.BytesIO(text), read_options=options, parse_options=parse)
+    return table.to_struct_array().combine_chunks()
 
 
 @contextmanager

@@ -385,10 +385,16 @@ def event_time_paths(fields: list[dict[str, Any]], compiler: Compiler,
     return paths
 
 
+def row_id_prefix(source_id: str, origin: str) -> str:
+    """The first half of the p_row_id of every record of (source, origin): 64 bits of BLAKE2b."""
+    key = f"{source_id}\x00{origin}".encode("utf-8", "surrogateescape")
+    return hashlib.blake2b(key, digest_size=8).hexdigest()
+
+
 def row_id(source_id: str, origin: str, position: int) -> str:
-    """128 bits of BLAKE2b over (source, origin, position): the same record always gets the same id."""
-    key = f"{source_id}\x00{origin}\x00{position}".encode("utf-8", "surrogateescape")
-    return hashlib.blake2b(key, digest_size=16).hexdigest()
+    """32 hex digits: a digest of (source, origin) and the record's position in its origin. The same record
+    always gets the same id; records of one origin never collide, and the digest is computed once per origin."""
+    return f"{row_id_prefix(source_id, origin)}{position:016x}"
 
 
 class Normalizer:
