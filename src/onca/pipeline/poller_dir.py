@@ -8,20 +8,15 @@ of `chunk_records` (or `chunk_bytes`).
 
 **Guarantee: every record of a file is spooled exactly once, across crashes at any point**, provided the
 file is not modified once complete and the spool segment holding an interrupted chunk still exists at
-restart. How: before each chunk is appended, the state file (`<state_dir>/<source>.json`, written
-atomically) records an intent: the file's identity (device, inode, size, mtime), how many records are
-already spooled, the chunk's record count and digest, and the spool's last position. After a crash with an
-intent pending, the poller looks in the spool after that position for an entry of this source with that
-digest: found, the chunk counts as spooled; not found, it is spooled again. A file whose records are all
-spooled is moved to `done/` (a name already there gets a numeric suffix) and then forgotten by the state.
-If the spool segment that would hold the interrupted chunk has been deleted meanwhile (every consumer
-consumed past it), the poller cannot tell and spools the chunk again: at-least-once in that one case.
+restart. The state file (`<state_dir>/dirpoller-<source>.json`, written atomically) holds, per file being
+spooled, its identity (device, inode, size, mtime) and its progress; onca.pipeline.chunk_spooler records an
+intent before each chunk and resolves it after a crash. A file whose records are all spooled is moved to
+`done/` (a name already there gets a numeric suffix) and then forgotten by the state.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -32,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from onca.logs.readers import ReadReport, read_records
-from onca.pipeline.spool import Spool, atomic_write, encode_body
+from onca.pipeline.chunk_spooler import ChunkSpooler, new_progress
+from onca.pipeline.spool import Spool, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +44,6 @@ class DirPollerConfig:
 
 def _identity(st: os.stat_result) -> list[int]:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
-
-
-def chunk_digest(source_id: str, records: list[bytes]) -> str:
-    return hashlib.sha256(encode_body(source_id, records)).hexdigest()
 
 
 class DirectoryPoller:
@@ -72,10 +64,18 @@ class DirectoryPoller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.files_done = 0
-        self.records_spooled = 0
-        self.chunks_recovered = 0
         self.messages: list[str] = []
         self._state: dict[str, Any] = self._load()
+        self.chunks = ChunkSpooler(spool, source_id, self._save, chunk_records=self.config.chunk_records,
+                                   chunk_bytes=self.config.chunk_bytes)
+
+    @property
+    def records_spooled(self) -> int:
+        return self.chunks.records_spooled
+
+    @property
+    def chunks_recovered(self) -> int:
+        return self.chunks.chunks_recovered
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -137,25 +137,9 @@ class DirectoryPoller:
         files = self._state["files"]
         state = files.get(name)
         if state is None or state["identity"] != ident:
-            state = files[name] = {"identity": ident, "spooled": 0, "pending": None}
-        if state["pending"] is not None:
-            self._recover(state)
+            state = files[name] = {"identity": ident, **new_progress()}
         report = ReadReport()
-        chunk: list[bytes] = []
-        size = 0
-        index = 0
-        skip = state["spooled"]
-        for record in read_records(path, origin=name, report=report):
-            index += 1
-            if index <= skip:
-                continue
-            chunk.append(record.data)
-            size += len(record.data)
-            if len(chunk) >= self.config.chunk_records or size >= self.config.chunk_bytes:
-                self._spool_chunk(state, chunk)
-                chunk, size = [], 0
-        if chunk:
-            self._spool_chunk(state, chunk)
+        self.chunks.spool_records(state, (r.data for r in read_records(path, origin=name, report=report)))
         for message in report.messages:
             self.messages.append(str(message))
             log.warning("directory poller %s: %s", self.source_id, message)
@@ -163,33 +147,6 @@ class DirectoryPoller:
         self.files_done += 1
         del files[name]
         self._save()
-
-    def _spool_chunk(self, state: dict[str, Any], records: list[bytes]) -> None:
-        state["pending"] = {
-            "count": len(records),
-            "digest": chunk_digest(self.source_id, records),
-            "after": self.spool.last_position(),
-        }
-        self._save()  # the intent, before the append
-        self.spool.append(self.source_id, records)
-        state["spooled"] += len(records)
-        state["pending"] = None  # saved with the next intent or when the file is done
-        self.records_spooled += len(records)
-
-    def _recover(self, state: dict[str, Any]) -> None:
-        """A crash interrupted a chunk: was it appended? Look for it in the spool after the recorded position."""
-        pending = state["pending"]
-        for entry in self.spool.scan(after=pending["after"]):
-            if entry.source_id == self.source_id and len(entry.records) == pending["count"] \
-                    and chunk_digest(entry.source_id, entry.records) == pending["digest"]:
-                state["spooled"] += pending["count"]
-                self.chunks_recovered += 1
-                break
-        else:
-            if self.spool.segments() and self.spool.segments()[0] > pending["after"] + 1:
-                log.warning("directory poller %s: the spool no longer holds position %d; spooling the "
-                            "interrupted chunk again (it may be duplicated)", self.source_id, pending["after"] + 1)
-        state["pending"] = None
 
     def _move_done(self, path: Path) -> None:
         self.done.mkdir(exist_ok=True)
