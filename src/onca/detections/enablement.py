@@ -6,8 +6,13 @@ top of it (`onca detections disable ID`), kept in the metadata database so every
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from sqlalchemy.orm import Session
 
+from onca.deploy.components.detections import content_dir, deployed_content
+from onca.detections.content import Content
 from onca.store.models import Setting
 
 DISABLED_SETTING = "detections.disabled"
@@ -30,3 +35,21 @@ def set_disabled(session: Session, *, remove: set[str], add: set[str]) -> bool:
     else:
         setting.value = sorted(after)
     return True
+
+
+def enabled_content(home: Path, session: Session) -> Content:
+    """The deployment's content without what the operator disabled. Items whose own `Enabled:` is false stay:
+    each consumer decides what that means for it (the Runner skips them, `onca test` still tests them)."""
+    off = disabled_ids(session)
+    content = deployed_content(home)
+    content.items = [item for item in content.items if item.id not in off]
+    return content
+
+
+def content_version(home: Path, session: Session) -> tuple[Any, ...]:
+    """Changes whenever enabled_content would: installed content (its manifest and Onca's own tree are
+    replaced, never edited in place) or the disabled set. Cheap enough to ask before every batch."""
+    root = content_dir(home)
+    manifest, onca = root / "packs.json", root / "onca"
+    return (manifest.stat().st_mtime_ns if manifest.exists() else 0,
+            onca.stat().st_mtime_ns if onca.exists() else 0, tuple(sorted(disabled_ids(session))))
