@@ -7,10 +7,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from onca.cli.lake_commands import parse_since, register
+from onca.cli.lake_commands import register
 from onca.lake.compaction import compact_lake
 from onca.lake.layout import data_files, index_path
-from onca.lake.search import search
+from onca.lake.search import parse_since, search
 from onca.lake.writer import LakeWriter
 
 from .conftest import SCHEMA, T0, make_row
@@ -80,6 +80,8 @@ def test_parse_since():
     assert parse_since("24h", now=T0) == T0 - timedelta(hours=24)
     assert parse_since("7d", now=T0) == T0 - timedelta(days=7)
     assert parse_since("2025-03-01T10:00:00") == T0.replace(minute=0)
+    with pytest.raises(ValueError, match="use a duration like 24h"):
+        parse_since("yesterday")
 
 
 def test_cli_query_and_search(two_tables):

@@ -6,8 +6,7 @@ Exit codes: 0 done, 1 the query failed or timed out, 2 bad input.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from onca.lake.catalog import Catalog
 from onca.lake.compaction import compact_lake
 from onca.lake.query import DEFAULT_LIMIT, FORMATTERS, QueryError, execute_query
 from onca.lake.retention import apply_retention
+from onca.lake.search import parse_since
 from onca.lake.search import search as search_lake
 
 LakeOption = Annotated[Path | None, typer.Option("--lake", help="Lake directory (default: <home>/lake).",
@@ -28,8 +28,6 @@ HomeOption = Annotated[Path | None, typer.Option(
     "--home", help="Deployment home (default: $ONCA_HOME, else ~/.onca).", show_default=False)]
 FormatOption = Annotated[str, typer.Option("--format", help="table, json or csv.")]
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def resolve_lake(lake: Path | None, home: Path | None) -> Path:
@@ -41,17 +39,11 @@ def resolve_lake(lake: Path | None, home: Path | None) -> Path:
     return ctx.lake_dir if ctx is not None else home_dir / "lake"
 
 
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """`24h`, `30m`, `7d`, `2w`, or an ISO 8601 time (UTC when it has no offset)."""
-    match = _DURATION.match(text)
-    if match:
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[match[2]]: int(match[1])})
+def _since(text: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return parse_since(text)
     except ValueError as err:
-        raise typer.BadParameter("use a duration like 24h, 30m, 7d, or an ISO time", param_hint="--since") \
-            from err
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        raise typer.BadParameter(str(err), param_hint="--since") from err
 
 
 def _check_format(output_format: str) -> None:
@@ -98,7 +90,7 @@ def search(
     if len(given) != 1:
         raise typer.BadParameter("give exactly one of --ip, --domain, --user, --email, --hash")
     kind, value = given[0]
-    moment = parse_since(since) if since else None
+    moment = _since(since) if since else None
     hits = search_lake(resolve_lake(lake, home), kind, value, moment, limit=limit)
     columns = ["table", "p_event_time", "p_log_type", "p_row_id", "summary"]
     rows = [(h.table, h.p_event_time, h.p_log_type, h.p_row_id, h.summary) for h in hits]

@@ -15,9 +15,10 @@ scanned with list_contains instead, so the answer never depends on the index bei
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ KIND_COLUMNS: dict[str, tuple[str, ...]] = {
     "email": ("p_any_emails",),
     "hash": ("p_any_md5_hashes", "p_any_sha1_hashes", "p_any_sha256_hashes"),
 }
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _FOLDED = {"domain", "email", "hash"}  # case-insensitive by nature: also look for the lower-cased form
 SUMMARY_COLUMNS = 6
 
@@ -51,6 +54,18 @@ class Hit:
         return {"table": self.table, "p_event_time": self.p_event_time, "p_log_type": self.p_log_type,
                 "p_row_id": self.p_row_id, "summary": self.summary}
 
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`24h`, `30m`, `7d`, `2w`, or an ISO 8601 time (UTC when it has no offset); ValueError otherwise."""
+    match = _DURATION.match(text)
+    if match:
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as err:
+        raise ValueError(f"{text!r}: use a duration like 24h, 30m, 7d, or an ISO time") from err
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 def search(root: Path | str, kind: str, value: str, since: datetime | None = None, *,
            limit: int | None = 1000) -> list[Hit]:
