@@ -9,8 +9,9 @@ from sqlalchemy import select, text
 from onca.store import db
 from onca.store.models import AuditLog, Invite, Setting, Source, User
 
-TABLES = ["alembic_version", "alert_uniques", "alerts", "audit_log", "content_packs", "deliveries", "destinations",
-          "invites", "outbox", "processed_matches", "role_bindings", "settings", "sources", "users"]
+TABLES = ["alembic_version", "alert_uniques", "alerts", "api_tokens", "audit_log", "content_packs", "deliveries",
+          "destinations", "invites", "login_throttle", "mfa_replay", "outbox", "processed_matches", "role_bindings",
+          "settings", "sources", "users", "web_sessions"]
 FIRST = "0001_identity_audit"
 
 

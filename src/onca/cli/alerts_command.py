@@ -8,29 +8,27 @@ from __future__ import annotations
 
 import getpass
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
+from onca.alerts import queries
+from onca.alerts.queries import ALERT_UPDATED, BadAlertQuery, alert_json
 from onca.cli.deploy_commands import DEFAULT_STACK, HomeOption, resolve_home
 from onca.core import audit
 from onca.deploy.components.core import metadata_session
 from onca.deploy.resources import DeployContext, ResourceFailure
 from onca.deploy.stacks import home_context
 from onca.store.db import make_engine, redact, sqlite_path
-from onca.store.models import ALERT_STATUSES, SEVERITIES, Alert, AlertUnique, Delivery, Outbox, utcnow
 
 app = typer.Typer(name="alerts", help="List, show and update alerts.", no_args_is_help=True)
 
-ALERT_UPDATED = "alert.updated"  # audit action; details: the changed fields as [old, new]
 FormatOption = Annotated[str, typer.Option("--format", help="text or json.")]
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -78,33 +76,6 @@ def _check_format(output_format: str) -> None:
         raise typer.BadParameter("must be 'text' or 'json'", param_hint="--format")
 
 
-def _choice(value: str | None, allowed: tuple[str, ...], hint: str) -> str | None:
-    if value is None:
-        return None
-    upper = value.strip().upper()
-    if upper not in allowed:
-        raise typer.BadParameter(f"must be one of {', '.join(allowed)}", param_hint=hint)
-    return upper
-
-
-def _time(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def alert_json(alert: Alert) -> dict[str, Any]:
-    return {
-        "id": alert.id, "type": alert.kind, "rule_id": alert.rule_id, "title": alert.title,
-        "severity": alert.severity, "status": alert.status, "assignee": alert.assignee, "dedup": alert.dedup,
-        "event_count": alert.event_count, "unique_count": alert.unique_count, "log_types": alert.log_types,
-        "first_event_time": _time(alert.first_event_time), "last_event_time": _time(alert.last_event_time),
-        "window_start": _time(alert.window_start), "window_end": _time(alert.window_end), "raised": alert.raised,
-        "raised_at": _time(alert.raised_at), "created_at": _time(alert.created_at),
-        "updated_at": _time(alert.updated_at), "description": alert.description, "reference": alert.reference,
-        "runbook": alert.runbook, "alert_context": alert.alert_context, "destinations": alert.destinations,
-        "tags": alert.tags, "reports": alert.reports,
-    }
-
-
 @app.command("list")
 def list_alerts(
     status: Annotated[str | None, typer.Option("--status", help="OPEN, TRIAGED, CLOSED or RESOLVED.")] = None,
@@ -118,20 +89,13 @@ def list_alerts(
 ) -> None:
     """List alerts, newest first."""
     _check_format(output_format)
-    wanted_status = _choice(status, ALERT_STATUSES, "--status")
-    wanted_severity = _choice(severity, SEVERITIES, "--severity")
-    query = select(Alert)
-    if not pending:
-        query = query.where(Alert.raised.is_(True))
-    if wanted_status:
-        query = query.where(Alert.status == wanted_status)
-    if wanted_severity:
-        query = query.where(Alert.severity == wanted_severity)
-    if rule:
-        query = query.where(Alert.rule_id == rule)
-    query = query.order_by(Alert.created_at.desc(), Alert.id).limit(limit)
+    try:
+        wanted = queries.AlertFilter.parse(statuses=[status or ""], severities=[severity or ""], rule_id=rule,
+                                           include_pending=pending)
+    except BadAlertQuery as err:
+        raise typer.BadParameter(str(err)) from err
     with _session(home) as (_, session):
-        alerts = list(session.scalars(query))
+        alerts = queries.list_alerts(session, wanted, limit=limit, count=False).alerts
         if output_format == "json":
             typer.echo(json.dumps([alert_json(a) for a in alerts], indent=2))
             return
@@ -155,20 +119,10 @@ def show(
     """Show one alert with its delivery state."""
     _check_format(output_format)
     with _session(home) as (_, session):
-        alert = session.get(Alert, alert_id)
+        alert = queries.get_alert(session, alert_id)
         if alert is None:
             raise _fail(f"no alert {alert_id}", 1)
-        data = alert_json(alert)
-        data["unique_values"] = session.scalar(select(func.count()).select_from(AlertUnique)
-                                               .where(AlertUnique.alert_id == alert.id))
-        data["outbox"] = [{"destination": o.destination, "state": o.state, "attempts": o.attempts,
-                           "next_attempt_at": _time(o.next_attempt_at), "last_error": o.last_error}
-                          for o in session.scalars(select(Outbox).where(Outbox.alert_id == alert.id)
-                                                   .order_by(Outbox.destination))]
-        data["deliveries"] = [{"destination": d.destination, "attempt": d.attempt, "at": _time(d.at),
-                               "outcome": d.outcome, "status_code": d.status_code, "message": d.message}
-                              for d in session.scalars(select(Delivery).where(Delivery.alert_id == alert.id)
-                                                       .order_by(Delivery.at, Delivery.id))]
+        data = queries.alert_detail(session, alert)
     if output_format == "json":
         typer.echo(json.dumps(data, indent=2))
         return
@@ -195,27 +149,18 @@ def update(
     home: HomeOption = None,
 ) -> None:
     """Change an alert's status and/or assignee (recorded in the audit log)."""
-    new_status = _choice(status, ALERT_STATUSES, "--status")
-    new_assignee: str | None = None
-    if assignee is not None:
-        new_assignee = assignee.strip().lower()
-        if new_assignee and (len(new_assignee) > 320 or not _EMAIL.match(new_assignee)):
-            raise typer.BadParameter("must be an email address, or '' to unassign", param_hint="--assignee")
-    if new_status is None and assignee is None:
+    if status is None and assignee is None:
         raise _fail("nothing to update: give --status and/or --assignee")
+    actor = _actor()
     with _session(home) as (home_dir, session):
-        alert = session.get(Alert, alert_id)
-        if alert is None:
+        try:
+            changed = queries.update_alerts(session, [alert_id], status=status, assignee=assignee, actor=actor)
+        except BadAlertQuery as err:
+            raise typer.BadParameter(str(err)) from err
+        if not changed:
             raise _fail(f"no alert {alert_id}", 1)
-        changes: dict[str, list[str | None]] = {}
-        if new_status is not None and new_status != alert.status:
-            changes["status"] = [alert.status, new_status]
-            alert.status = new_status
-        if assignee is not None and (new_assignee or None) != alert.assignee:
-            changes["assignee"] = [alert.assignee, new_assignee or None]
-            alert.assignee = new_assignee or None
-        if changes:
-            alert.updated_at = utcnow()
-            audit.record(home_dir, _actor(), ALERT_UPDATED, alert.id, changes, session=session)
-        summary = f"status {alert.status}, assignee {alert.assignee or 'none'}"
-    typer.echo(f"alert {alert_id}: {summary}" if changes else f"alert {alert_id} unchanged: {summary}")
+        (change,) = changed
+        if change.changes:
+            audit.record(home_dir, actor, ALERT_UPDATED, alert_id, change.changes, session=session)
+        summary = f"status {change.alert.status}, assignee {change.alert.assignee or 'none'}"
+    typer.echo(f"alert {alert_id}: {summary}" if change.changes else f"alert {alert_id} unchanged: {summary}")

@@ -24,12 +24,12 @@ from onca.deploy.ledger import LockHeld
 from onca.deploy.parameters import PARAMETERS, ParameterError, display, parse_overrides, read_config
 from onca.deploy.preflight import PreflightFailed, checks_json, render_checks
 from onca.deploy.releases import CatalogueError, UpgradePathError, load_catalogue, plan_json, render_plan
+from onca.deploy.reports import DEFAULT_STACK as DEFAULT_STACK
+from onca.deploy.reports import root_stack
 from onca.deploy.resources import DeployContext
 from onca.deploy.stacks import STUCK_STATES, DeployError, Deployment, Outcome, home_context
 from onca.deploy.upgrade import UpgradeBlocked, make_plan
 from onca.deploy.upgrade import upgrade as upgrade_stack
-
-DEFAULT_STACK = "onca-main"
 
 HomeOption = Annotated[Path | None, typer.Option(
     "--home", help="Deployment home (default: $ONCA_HOME, else ~/.onca).", show_default=False)]
@@ -81,10 +81,6 @@ def deployed_context(home: Path | None) -> Iterator[DeployContext]:
     yield ctx
 
 
-def _stack(deployment: Deployment, requested: str | None, config_name: str | None = None) -> str:
-    return requested or config_name or deployment.root_name() or DEFAULT_STACK
-
-
 def _print_outcome(outcome: Outcome) -> int:
     for note in outcome.recovered:
         typer.echo(f"recovered: {note}")
@@ -128,7 +124,7 @@ def deploy(
             requested = {**config.parameters, **parse_overrides(params or [])}
         except ParameterError as err:
             raise _fail(str(err)) from err
-        root = _stack(deployment, stack_name, config.stack_name)
+        root = root_stack(deployment, stack_name, config.stack_name)
         if not quiet:
             deployment.ledger.listener = _progress
         if continue_rollback:
@@ -157,7 +153,7 @@ def preflight(home: HomeOption = None, stack_name: StackOption = None,
             requested = {**config.parameters, **parse_overrides(params or [])}
         except ParameterError as err:
             raise _fail(str(err)) from err
-        root = _stack(deployment, stack_name, config.stack_name)
+        root = root_stack(deployment, stack_name, config.stack_name)
         record = deployment.ledger.stack(root)
         first = record is None or record.status in ("ROLLBACK_COMPLETE", "DELETE_COMPLETE")
         try:
@@ -177,7 +173,7 @@ def status(home: HomeOption = None, stack_name: StackOption = None, output_forma
     """The root stack, its components and resources, and any operation in progress."""
     _check_format(output_format)
     with _deployment(home) as deployment:
-        data = diag.status_json(deployment.ledger, _stack(deployment, stack_name))
+        data = diag.status_json(deployment.ledger, root_stack(deployment, stack_name))
         typer.echo(json.dumps(data, indent=2) if output_format == "json" else diag.render_status(data))
 
 
@@ -190,7 +186,7 @@ def events(home: HomeOption = None, stack_name: StackOption = None,
     """Every event of the deployment, rolled-back and deleted stacks included, oldest first."""
     _check_format(output_format)
     with _deployment(home) as deployment:
-        rows = diag.events_json(deployment.ledger, _stack(deployment, stack_name), stack=stack,
+        rows = diag.events_json(deployment.ledger, root_stack(deployment, stack_name), stack=stack,
                                 failed_only=failed_only, operation=operation)
         typer.echo(json.dumps(rows, indent=2) if output_format == "json" else diag.render_events(rows))
 
@@ -199,7 +195,7 @@ def diagnose(home: HomeOption = None, stack_name: StackOption = None, output_for
     """Name the first failed component and resource of the last failed operation, and its first error."""
     _check_format(output_format)
     with _deployment(home) as deployment:
-        result = diag.diagnose(deployment.ledger, _stack(deployment, stack_name))
+        result = diag.diagnose(deployment.ledger, root_stack(deployment, stack_name))
         typer.echo(json.dumps(result.to_json(), indent=2) if output_format == "json"
                    else diag.render_diagnosis(result))
 
@@ -208,7 +204,7 @@ def parameters(home: HomeOption = None, stack_name: StackOption = None, output_f
     """Every parameter with its type, default, current value and description."""
     _check_format(output_format)
     with _deployment(home) as deployment:
-        record = deployment.ledger.stack(_stack(deployment, stack_name))
+        record = deployment.ledger.stack(root_stack(deployment, stack_name))
         current: dict[str, Any] = (record.parameters or {}) if record else {}
         rows = [{"name": p.name, "type": p.kind, "required": p.required, "default": display(p.name, p.default),
                  "current": display(p.name, current[p.name]) if p.name in current else None,
@@ -232,7 +228,7 @@ def backup(home: HomeOption = None, stack_name: StackOption = None,
                 typer.echo(f"{info.path}  stack {info.stack}  version {info.version}  {info.created}  {info.label}")
             return
         try:
-            info = create_backup(deployment, _stack(deployment, stack_name))
+            info = create_backup(deployment, root_stack(deployment, stack_name))
         except BackupError as err:
             raise _fail(str(err), 1) from err
         typer.echo(f"Backup written: {info.path}")
@@ -256,7 +252,7 @@ def teardown(home: HomeOption = None, stack_name: StackOption = None,
              yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False) -> None:
     """Delete every resource of the deployment in reverse order; the lake and backups stay unless --delete-data."""
     with _deployment(home) as deployment:
-        root = _stack(deployment, stack_name)
+        root = root_stack(deployment, stack_name)
         record = deployment.ledger.stack(root)
         if record is None or record.status == "DELETE_COMPLETE":
             raise _fail(f"stack {root} is not deployed in {deployment.home}")
@@ -298,7 +294,7 @@ def upgrade(
     try:
         config = read_config(home_dir)
         given = {**config.parameters, **parse_overrides(params or [])}
-        root = _stack(deployment, stack_name, config.stack_name)
+        root = root_stack(deployment, stack_name, config.stack_name)
         if plan_only:
             plan = make_plan(deployment, root, catalogue, target=to, given=given)
             typer.echo(json.dumps(plan_json(plan), indent=2) if output_format == "json" else render_plan(plan))
@@ -338,7 +334,7 @@ def deployer_role(home: HomeOption = None, stack_name: StackOption = None,
     """Print the SQL that creates or upgrades the PostgreSQL deployer role this release needs."""
     with _deployment(home) as deployment:
         config = read_config(deployment.home)
-        root = _stack(deployment, stack_name, config.stack_name)
+        root = root_stack(deployment, stack_name, config.stack_name)
         ctx = deployment.context(root, {}, first=False)
         typer.echo(deployer_role_sql(root, ctx.schema, role_name=role))
 

@@ -17,7 +17,7 @@ from onca.cli.deploy_commands import deployed_context
 from onca.deploy.components import detections as component
 from onca.deploy.components.core import metadata_session
 from onca.deploy.resources import DeployContext, ResourceFailure
-from onca.detections.enablement import disabled_ids, set_disabled
+from onca.detections import catalog
 
 app = typer.Typer(name="detections", help="Detection content of a deployment: install packs, list, enable, disable.",
                   no_args_is_help=True, add_completion=False)
@@ -73,36 +73,31 @@ def install(source: Annotated[str, typer.Argument(help="A panther-analysis-forma
 def list_detections(home: HomeOption = None,
                     output_format: Annotated[str, typer.Option("--format", help="table or json.")] = "table") -> None:
     """Every installed detection: id, type, log types, severity, and whether it runs."""
-    with deployed_context(home) as ctx:
-        content = component.deployed_content(ctx.home)
-        with _session(ctx) as session:
-            off = disabled_ids(session)
-        rows = [{"id": item.id, "type": item.analysis_type, "log_types": item.spec.get("LogTypes") or [],
-                 "severity": item.spec.get("Severity"), "enabled": item.enabled and item.id not in off,
-                 "disabled_by_operator": item.id in off, "file": str(item.path)}
-                for item in content.detections]
-        if output_format == "json":
-            typer.echo(json.dumps(rows, indent=2))
-            return
-        width = max((len(r["id"]) for r in rows), default=10)
-        for row in rows:
-            state = "on" if row["enabled"] else ("off (operator)" if row["disabled_by_operator"] else "off")
-            typer.echo(f"{row['id']:<{width}}  {row['type']:<16} {row['severity'] or '-':<9} {state:<15} "
-                       f"{','.join(row['log_types'])}")
-        typer.echo(f"{len(rows)} detection(s), {sum(r['enabled'] for r in rows)} running")
+    with deployed_context(home) as ctx, _session(ctx) as session:
+        summaries = catalog.list_detections(ctx.home, session)
+    rows = [{"id": s.id, "type": s.analysis_type, "log_types": list(s.log_types), "severity": s.severity,
+             "enabled": s.enabled, "disabled_by_operator": s.disabled_by_operator, "file": s.file}
+            for s in summaries]
+    if output_format == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    width = max((len(r["id"]) for r in rows), default=10)
+    for row in rows:
+        state = "on" if row["enabled"] else ("off (operator)" if row["disabled_by_operator"] else "off")
+        typer.echo(f"{row['id']:<{width}}  {row['type']:<16} {row['severity'] or '-':<9} {state:<15} "
+                   f"{','.join(row['log_types'])}")
+    typer.echo(f"{len(rows)} detection(s), {sum(r['enabled'] for r in rows)} running")
 
 
 def _toggle(ids: list[str], home: Path | None, *, disable: bool) -> None:
-    with deployed_context(home) as ctx:
-        known = {item.id for item in component.deployed_content(ctx.home).detections}
-        unknown = [i for i in ids if i not in known]
-        if unknown:
-            typer.echo(f"error: unknown detection(s): {', '.join(unknown)} (see `onca detections list`)", err=True)
-            raise typer.Exit(2)
-        with _session(ctx) as session:
-            changed = set_disabled(session, remove=set() if disable else set(ids), add=set(ids) if disable else set())
-        verb = "disabled" if disable else "enabled"
-        typer.echo(f"{', '.join(ids)}: {verb}" if changed else f"{', '.join(ids)}: already {verb}")
+    with deployed_context(home) as ctx, _session(ctx) as session:
+        try:
+            changed = catalog.set_enabled(ctx.home, session, ids, enabled=not disable)
+        except catalog.UnknownDetection as err:
+            typer.echo(f"error: {err} (see `onca detections list`)", err=True)
+            raise typer.Exit(2) from err
+    verb = "disabled" if disable else "enabled"
+    typer.echo(f"{', '.join(ids)}: {verb}" if changed else f"{', '.join(ids)}: already {verb}")
 
 
 @app.command("enable")

@@ -203,6 +203,14 @@ class Alert(Base):
         CheckConstraint(_one_of("status", ALERT_STATUSES), name="status"),
         CheckConstraint(_one_of("severity", SEVERITIES), name="severity"),
         UniqueConstraint("dedup_key", "window_start"),
+        # The console lists alerts newest first, one filter at a time, with keyset pagination: each filter
+        # paired with (created_at, id) lets one index walk stop after a page.
+        Index("ix_alerts_created_at_id", "created_at", "id"),
+        Index("ix_alerts_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_alerts_severity_created_at_id", "severity", "created_at", "id"),
+        Index("ix_alerts_rule_id_created_at_id", "rule_id", "created_at", "id"),
+        Index("ix_alerts_assignee_created_at_id", "assignee", "created_at", "id"),
+        Index("ix_alerts_status_severity_raised", "status", "severity", "raised"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -226,6 +234,7 @@ class Alert(Base):
     log_types: Mapped[Any] = mapped_column(JsonText, default=list)
     status: Mapped[str] = mapped_column(String(16), default="OPEN", index=True)
     assignee: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    updated_by: Mapped[str | None] = mapped_column(String(320), nullable=True)  # who last changed status/assignee
     window_start: Mapped[datetime] = mapped_column(UtcDateTime)
     window_end: Mapped[datetime] = mapped_column(UtcDateTime)
     raised: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -308,3 +317,66 @@ class Destination(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --- Console and API sign-in (migration 0004_web_auth) ---------------------------------------------------------
+
+SESSION_STAGES = ("full", "mfa", "enrol")
+
+
+class WebSession(Base):
+    """A signed-in browser. Only the sha256 of the cookie's random id is stored, so a copy of the
+    database cannot be replayed as a session. `stage` is `mfa` while the second factor is still due,
+    `enrol` while an Admin must first set MFA up, `full` once signed in."""
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (CheckConstraint(_one_of("stage", SESSION_STAGES), name="stage"),)
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(16), default="full")
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)  # absolute end, whatever the activity
+    source_ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(Text, default="")
+    pending_mfa_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # encrypted, during enrolment
+
+
+class ApiToken(Base):
+    """An API token: only the sha256 of its secret is kept; it acts as its owner, within `role`."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint(_one_of("role", ROLES), name="role"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the first characters, so people can tell tokens apart
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per key (`account:<email>` or `ip:<address>`) and the lockout they earned."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class MfaReplay(Base):
+    """The last TOTP time step a user signed in with: a code is accepted once only."""
+
+    __tablename__ = "mfa_replay"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    last_step: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,1 @@
+"""The web console: server-rendered Jinja2 pages and Onca's stylesheet (no JavaScript build step)."""
