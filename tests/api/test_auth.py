@@ -282,3 +282,11 @@ def test_a_crash_is_a_500_with_the_headers_and_no_details(app: FastAPI) -> None:
     assert answer.status_code == 500 and "secret internals" not in answer.text
     assert answer.json() == {"detail": "internal error: the request failed on the server"}
     assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_api_reference_is_served_without_external_script(anon: TestClient) -> None:
+    page = anon.get("/api/docs")
+    assert page.status_code == 200
+    assert "/api/v1/alerts" in page.text and "PATCH" in page.text
+    assert "<script" not in page.text and "cdn." not in page.text  # works offline, under the CSP
+    assert anon.get("/api/openapi.json").json()["paths"]["/api/v1/alerts"]["get"]

@@ -17,7 +17,7 @@ import duckdb
 from onca.alerts.lake import errors_table, matches_table
 from onca.lake.compaction import live_files
 from onca.lake.layout import partitions
-from onca.lake.query import _plain as plain  # the lake's value-to-JSON conversion, as `onca query` prints it
+from onca.lake.query import plain  # the lake's value-to-JSON conversion, as `onca query` prints it
 from onca.store.models import Alert
 
 MAX_EVENTS_PAGE = 100

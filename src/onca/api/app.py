@@ -41,6 +41,7 @@ ROUTERS: list[str] = [
     "onca.web.pages_sources",
     "onca.web.pages_destinations",
     "onca.web.pages_deployment",
+    "onca.web.pages_apidocs",
 ]
 
 
@@ -52,7 +53,7 @@ def create_app(home: Path, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI
     ctx = home_context(Path(home))
     if ctx is None:
         raise NotDeployed(f"nothing is deployed in {home}: run `onca deploy` first")
-    app = FastAPI(title="Onca", version=__version__, docs_url="/api/docs", redoc_url=None,
+    app = FastAPI(title="Onca", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json", swagger_ui_oauth2_redirect_url=None)
     engine = make_engine(ctx.database_url, ctx.schema)
     app.state.ctx = ctx

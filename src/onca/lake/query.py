@@ -114,7 +114,8 @@ def run_query(root: Path | str, sql: str, *, limit: int | None = DEFAULT_LIMIT,
 # --- output formats -----------------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A DuckDB value as JSON can hold it: times as ISO text, bytes as text, decimals as strings."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -122,14 +123,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def _cell(value: Any) -> str:
-    value = _plain(value)
+    value = plain(value)
     if value is None:
         return ""
     if isinstance(value, dict | list):
@@ -150,7 +151,7 @@ def format_table(columns: list[str], rows: list[tuple[Any, ...]], max_width: int
 
 def format_json(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     """A JSON array of objects, one per row."""
-    return orjson.dumps([dict(zip(columns, (_plain(v) for v in row), strict=True)) for row in rows],
+    return orjson.dumps([dict(zip(columns, (plain(v) for v in row), strict=True)) for row in rows],
                         option=orjson.OPT_INDENT_2).decode()
 
 
