@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
 
 from onca.cli.deploy_commands import DEFAULT_STACK, deployed_context, resolve_home
 from onca.deploy.components.core import metadata_session
@@ -20,10 +19,8 @@ from onca.deploy.parameters import LISTEN, ParameterError, read_config
 from onca.deploy.preflight import PreflightFailed
 from onca.deploy.resources import ResourceFailure
 from onca.deploy.stacks import Deployment, home_context
-from onca.logs.registry import SchemaRegistry
 from onca.pipeline import serve as serving
-from onca.pipeline.tokens import issue_token
-from onca.store.models import Source
+from onca.sources import store as sources
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="Deployment home (default: $ONCA_HOME, ~/.onca).")]
 sources_app = typer.Typer(name="sources", help="Log sources: where logs come from, with their log types and tokens.",
@@ -71,21 +68,47 @@ def serve(
     ready_file: Annotated[Path | None, typer.Option("--ready-file", help="Write HOST:PORT here once serving.",
                                                    hidden=True)] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Replay Onca's own sample events so alerts appear.")] = False,
+    role: Annotated[str | None, typer.Option(
+        "--role", help="Run one role alone: api (intake, pollers, /metrics), worker or scheduler.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Worker processes, i.e. partitions of the sources (default: one per CPU).")] = None,
+    partition: Annotated[str | None, typer.Option(
+        "--partition", help="--role worker: the partition(s) to run, e.g. 0 or 0,2 (default: all).")] = None,
 ) -> None:
-    """Run the intake (POST /ingest/<source> with the source's bearer token), the worker (parse, lake, rules,
-    alerts) and the delivery outbox until SIGTERM or Ctrl-C. GET /healthz and /metrics are served too."""
+    """Run the intake (POST /ingest/<source> with the source's bearer token), worker processes (parse, lake,
+    rules, alerts) and the scheduler (delivery outbox, periodic jobs) until SIGTERM or Ctrl-C. GET /healthz and
+    /metrics are served too. --role runs one of them alone."""
     match = LISTEN.match(listen)
     if not match:
         raise typer.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if role is not None and role not in serving.ROLES:
+        raise typer.BadParameter(f"must be one of {', '.join(serving.ROLES)}", param_hint="--role")
+    if demo and role not in (None, "api"):
+        raise typer.BadParameter("--demo needs the api role", param_hint="--demo")
+    options = serving.ServeOptions(host=match["host"].strip("[]"), port=int(match["port"]), ready=ready_file,
+                                   role=role, demo=demo)
+    if workers is not None:
+        options.workers = workers
+    if partition is not None:
+        if role != "worker":
+            raise typer.BadParameter("only with --role worker", param_hint="--partition")
+        try:
+            options.partitions = [int(p) for p in partition.split(",")]
+        except ValueError:
+            options.partitions = []
+        if not options.partitions or any(not 0 <= p < options.workers for p in options.partitions):
+            raise typer.BadParameter(f"partitions are 0 to {options.workers - 1}", param_hint="--partition")
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s {role or 'serve'}[%(process)d] "
+                        "%(name)s: %(message)s")
     with deployed_context(home) as ctx:
         signal.signal(signal.SIGTERM, lambda *_: serving.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: serving.stop_event.set())
-        typer.echo(f"Onca serving {ctx.stack_name} from {ctx.home}: intake on http://{listen} "
-                   "(POST /ingest/<source>), /healthz, /metrics")
-        serving.serve_home(ctx, match["host"].strip("[]"), int(match["port"]), ready_file, demo=demo,
-                           announce=typer.echo)
-        typer.echo("stopped")
+        if role in (None, "api"):
+            typer.echo(f"Onca serving {ctx.stack_name} from {ctx.home}: intake on http://{listen} "
+                       "(POST /ingest/<source>), /healthz, /metrics")
+        serving.serve_home(ctx, options, announce=typer.echo)
+        if role in (None, "api"):
+            typer.echo("stopped")
 
 
 @contextmanager
@@ -97,6 +120,12 @@ def _sources_session(home: Path | None) -> Iterator[Any]:
         except ResourceFailure as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from err
+
+
+def _source_error(err: sources.SourceError) -> typer.Exit:
+    for field, problem in err.problems.items():
+        typer.echo(f"error: {field}: {problem}", err=True)
+    return typer.Exit(2)
 
 
 @sources_app.command("add")
@@ -111,29 +140,12 @@ def add(name: Annotated[str, typer.Argument(help="Source name; the intake URL is
     """Add a source. An http source gets a bearer token (shown once; only its hash is kept); a syslog source
     listens on --udp/--tcp; a directory source ingests each complete file dropped into --path, then moves
     it to done/."""
-    config: dict[str, str] = {}
-    if kind == "syslog":
-        if not (udp or tcp) or any(a and not LISTEN.match(a) for a in (udp, tcp)):
-            raise typer.BadParameter("a syslog source needs --udp and/or --tcp as HOST:PORT", param_hint="--udp")
-        config = {k: v for k, v in (("udp", udp), ("tcp", tcp)) if v}
-    elif kind == "directory":
-        if path is None or not path.is_dir():
-            raise typer.BadParameter("a directory source needs --path of an existing directory", param_hint="--path")
-        config = {"path": str(path.resolve())}
-    elif kind != "http":
-        raise typer.BadParameter("must be http, syslog or directory", param_hint="--kind")
-    known = set(SchemaRegistry.load().names())
-    unknown = [t for t in log_types if t not in known and not t.startswith("Custom.")]
-    if unknown:
-        typer.echo(f"error: unknown log type(s): {', '.join(unknown)} (see `onca schemas list`)", err=True)
-        raise typer.Exit(2)
-    with _sources_session(home) as session:
-        if session.scalars(select(Source).where(Source.name == name)).first() is not None:
-            typer.echo(f"error: source {name!r} already exists", err=True)
-            raise typer.Exit(2)
-        session.add(Source(name=name, kind=kind, log_types=list(log_types), config=config, enabled=True))
-        session.flush()
-        token = issue_token(session, name) if kind == "http" else None
+    try:
+        config = sources.kind_config(kind, udp=udp, tcp=tcp, path=path.resolve() if path else None)
+        with _sources_session(home) as session:
+            _, token = sources.add(session, name, kind, log_types, config)
+    except sources.SourceError as err:
+        raise _source_error(err) from err
     typer.echo(f"Source {name} ({kind}) added for {', '.join(log_types)}.")
     if token is not None:
         typer.echo(f"Token (shown once): {token}\nSend logs with: curl -H 'Authorization: Bearer <token>' "
@@ -148,7 +160,7 @@ def list_sources(home: HomeOption = None,
     """Every source with its kind and log types (tokens are never shown)."""
     with _sources_session(home) as session:
         rows = [{"name": s.name, "kind": s.kind, "log_types": s.log_types or [], "enabled": s.enabled}
-                for s in session.scalars(select(Source).order_by(Source.name))]
+                for s in sources.listing(session)]
     if output_format == "json":
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -160,10 +172,9 @@ def list_sources(home: HomeOption = None,
 @sources_app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="Source name.")], home: HomeOption = None) -> None:
     """Remove a source: its token stops working; data already in the lake stays."""
-    with _sources_session(home) as session:
-        source = session.scalars(select(Source).where(Source.name == name)).first()
-        if source is None:
-            typer.echo(f"error: no source named {name!r}", err=True)
-            raise typer.Exit(2)
-        session.delete(source)
+    try:
+        with _sources_session(home) as session:
+            sources.remove(session, name)
+    except sources.SourceError as err:
+        raise _source_error(err) from err
     typer.echo(f"Source {name} removed.")

@@ -3,7 +3,8 @@
 Exactly once without distributed transactions: everything a batch produces is keyed deterministically
 (lake files by their rows' p_row_id, which derive from the spool position; alerts through the
 processed-matches table), and the spool checkpoint is committed last. A worker killed mid-batch
-replays the batch after a restart and produces the same files and alerts, not new ones.
+replays the batch after a restart and produces the same files and alerts, not new ones. A worker handles
+the entries of its partitions (see partitions.py) and skips the others.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ from onca.logs.model import RawRecord, Source
 from onca.logs.pipeline import SchemaParser
 from onca.logs.registry import SchemaRegistry
 from onca.logs.schema import LogSchema
-from onca.pipeline.spool import Entry, Spool
+from onca.pipeline.partitions import Assignment
+from onca.pipeline.spool import Entry, Spool, SpoolReader
 from onca.store import models
 
 log = logging.getLogger(__name__)
-CONSUMER = "worker"
+# A batch with nothing of this worker's partitions only moves its checkpoint this often (or once caught up).
+SKIP_COMMIT_SECONDS = 1.0
 
 
 @dataclass
@@ -54,6 +57,12 @@ class WorkerCounters:
     alerts: int = 0
     batches: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
+
+    def published(self) -> dict[str, int]:
+        """What /metrics reports."""
+        return {"received": self.received, "parsed": self.parsed, "quarantined": self.quarantined,
+                "rule_evaluations": self.rule_evaluations, "matches": self.matches,
+                "rule_errors": self.rule_errors, "alerts": self.alerts}
 
 
 def rule_event(row: Mapping[str, Any], json_fields: frozenset[str]) -> dict[str, Any]:
@@ -75,7 +84,8 @@ class Worker:
     """One worker over a deployment home; `run_once` processes what the spool holds now."""
 
     def __init__(self, home: Path, spool: Spool, lake: Path, session_factory: sessionmaker[Session],
-                 registry: SchemaRegistry, *, clock: Callable[[], datetime] | None = None) -> None:
+                 registry: SchemaRegistry, *, assignment: Assignment | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.home = home
         self.spool = spool
         self.lake = lake
@@ -83,7 +93,10 @@ class Worker:
         self.session_factory = session_factory
         self.registry = registry
         self.counters = WorkerCounters()
-        self.reader = spool.reader(CONSUMER)
+        self.assignment = assignment or Assignment(spool, 1, [0])
+        self.reader = self._reader()
+        self._skipped_to = 0  # read past (only other partitions' entries) but not yet committed
+        self._committed_at = time.monotonic()
         self.alerts = AlertManager(session_factory, self.writer, route=self._route,
                                    **({"clock": clock} if clock else {}))
         self._content_version: tuple[Any, ...] | None = None
@@ -132,18 +145,40 @@ class Worker:
 
     # ---- the loop -----------------------------------------------------------------------------------
 
+    def _reader(self) -> SpoolReader:
+        # The assignment commits each partition's checkpoint; the reader only reads from the lowest of them.
+        return SpoolReader(self.spool, self.assignment.name, self.assignment.start())
+
     def run_once(self, *, max_entries: int = 200, timeout: float = 0.5) -> int:
+        """Process the next batch of this worker's entries; returns how many entries were read."""
         entries = self.reader.read(max_entries, timeout)
         if not entries:
+            if self._skipped_to:
+                self._commit(self._skipped_to)
             return 0
-        self.refresh_rules()
-        sources = self._sources()
-        with gc_paused():
-            for entry in entries:
-                self._process(entry, sources.get(entry.source_id))
-        self.reader.commit(entries[-1].position)
-        self.counters.batches += 1
+        mine = [entry for entry in entries if self.assignment.takes(entry)]
+        if mine:
+            self.refresh_rules()
+            sources = self._sources()
+            with gc_paused():
+                for entry in mine:
+                    self._process(entry, sources.get(entry.source_id))
+            self.counters.batches += 1
+        if mine or time.monotonic() - self._committed_at >= SKIP_COMMIT_SECONDS:
+            self._commit(entries[-1].position)
+        else:
+            self._skipped_to = entries[-1].position
         return len(entries)
+
+    def _commit(self, position: int) -> None:
+        self.assignment.commit(position)
+        self._skipped_to, self._committed_at = 0, time.monotonic()
+
+    def rewind(self) -> None:
+        """After a failed batch: read again from the checkpoint, so the batch is retried, not skipped."""
+        self.reader.close()
+        self._skipped_to = 0
+        self.reader = self._reader()
 
     def _schemas_for(self, source: models.Source | None) -> list[LogSchema]:
         names = list(source.log_types or []) if source is not None else []
@@ -195,5 +230,8 @@ class Worker:
                   time.perf_counter() - started)
 
     def close(self) -> None:
+        if self._skipped_to:  # only other partitions' entries since the last commit: safe to pass
+            self._commit(self._skipped_to)
+        self.reader.close()
         if self.runner is not None:
             self.runner.close()
