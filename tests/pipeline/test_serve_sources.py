@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import boto3
 
 from tests.deploy.test_lifecycle import base_params, free_address
 
@@ -61,3 +65,45 @@ def test_syslog_and_directory_sources(tmp_path: Path) -> None:
         server.send_signal(signal.SIGTERM)
         _out, err = server.communicate(timeout=60)
     assert server.returncode == 0, err[-2000:]
+
+
+def test_s3_source_by_listing(tmp_path: Path) -> None:
+    """An s3 source added with the CLI is polled by `onca serve`: the CloudTrail object lands in the lake."""
+    from moto.server import ThreadedMotoServer
+
+    host, port = free_address().split(":")
+    moto = ThreadedMotoServer(ip_address=host, port=int(port))
+    moto.start()
+    endpoint = f"http://{host}:{port}"
+    # Fake credentials for moto, for this process and the server's; never the user's real ones.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    home = tmp_path / "home"
+    server = None
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                          region_name="us-east-1")
+        s3.create_bucket(Bucket="trail-logs")
+        body = gzip.compress((SAMPLES / "cloudtrail_s3_object.json").read_bytes())
+        s3.put_object(Bucket="trail-logs", Key="AWSLogs/123456789012/CloudTrail/one.json.gz", Body=body)
+        s3.put_object(Bucket="trail-logs", Key="elsewhere/other.json.gz", Body=body)
+        assert onca(home, "deploy", "--quiet", *[f"--param={k}={v}" for k, v in base_params().items()]).returncode == 0
+        bad = onca(home, "sources", "add", "trail", "--kind", "s3", "--log-type", "AWS.CloudTrail",
+                   "--bucket", "s3://trail-logs/AWSLogs")
+        assert bad.returncode == 2 and "bucket name only" in bad.stderr
+        added = onca(home, "sources", "add", "trail", "--kind", "s3", "--log-type", "AWS.CloudTrail",
+                     "--bucket", "trail-logs", "--prefix", "AWSLogs/", "--endpoint-url", endpoint)
+        assert added.returncode == 0, added.stderr
+        expected = len(json.loads((SAMPLES / "cloudtrail_s3_object.json").read_text())["Records"])
+        ready = tmp_path / "ready"
+        server = subprocess.Popen([sys.executable, "-m", "onca", "serve", "--home", str(home), "--listen",
+                                   "127.0.0.1:0", "--ready-file", str(ready)], cwd=REPO, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: ready.exists())
+        wait_for(lambda: count(home, "aws_cloudtrail") == expected)  # the object under the prefix, only once
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            _out, err = server.communicate(timeout=60)
+            assert server.returncode == 0, err[-2000:]
+        moto.stop()

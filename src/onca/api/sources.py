@@ -29,11 +29,17 @@ class SourceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(max_length=200, description="Unique; an http source's intake URL is /ingest/<name>.")
-    kind: str = Field("http", description="http (push with a bearer token), syslog or directory.")
+    kind: str = Field("http", description="http (push with a bearer token), syslog, directory or s3.")
     log_types: list[str] = Field(min_length=1, max_length=50, description="Candidate log types.")
     udp: str | None = Field(None, max_length=300, description="syslog: HOST:PORT to listen on over UDP.")
     tcp: str | None = Field(None, max_length=300, description="syslog: HOST:PORT to listen on over TCP.")
     path: str | None = Field(None, max_length=4096, description="directory: the absolute path to watch.")
+    bucket: str | None = Field(None, max_length=63, description="s3: the bucket to read.")
+    prefix: str | None = Field(None, max_length=1024, description="s3: only keys under this prefix.")
+    queue_url: str | None = Field(None, max_length=2048,
+                                  description="s3: an SQS queue receiving the bucket's ObjectCreated notifications.")
+    region: str | None = Field(None, max_length=64, description="s3: the AWS region.")
+    endpoint_url: str | None = Field(None, max_length=2048, description="s3: an S3-compatible endpoint (MinIO...).")
 
 
 class SourceChange(BaseModel):
@@ -53,7 +59,8 @@ def with_health(request: Request, rows: list[Any]) -> list[dict[str, Any]]:
 
 
 def create_source(db: Session, body: SourceIn) -> tuple[Any, str | None]:
-    config = sources.kind_config(body.kind, udp=body.udp, tcp=body.tcp, path=body.path)
+    config = sources.kind_config(body.kind, udp=body.udp, tcp=body.tcp, path=body.path,
+                                 s3={key: getattr(body, key) for key in sources.S3_FIELDS})
     return sources.add(db, body.name, body.kind, body.log_types, config)
 
 

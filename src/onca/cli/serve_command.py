@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from onca.api.server import WebServerError
 from onca.cli.deploy_commands import DEFAULT_STACK, deployed_context, resolve_home
 from onca.deploy.components.core import metadata_session
 from onca.deploy.parameters import LISTEN, ParameterError, read_config
@@ -106,7 +107,12 @@ def serve(
         if role in (None, "api"):
             typer.echo(f"Onca serving {ctx.stack_name} from {ctx.home}: intake on http://{listen} "
                        "(POST /ingest/<source>), /healthz, /metrics")
-        serving.serve_home(ctx, options, announce=typer.echo)
+        try:
+            serving.serve_home(ctx, options, announce=typer.echo)
+        except WebServerError as err:
+            typer.echo(f"error: {err}; choose another address with "
+                       "`onca deploy --param WebListenAddress=HOST:PORT`", err=True)
+            raise typer.Exit(2) from err
         if role in (None, "api"):
             typer.echo("stopped")
 
@@ -131,17 +137,26 @@ def _source_error(err: sources.SourceError) -> typer.Exit:
 @sources_app.command("add")
 def add(name: Annotated[str, typer.Argument(help="Source name; the intake URL is /ingest/<name>.")],
         log_types: Annotated[list[str], typer.Option("--log-type", help="Candidate log type (repeatable).")],
-        kind: Annotated[str, typer.Option("--kind", help="http (push with a token), syslog or directory.")]
+        kind: Annotated[str, typer.Option("--kind", help="http (push with a token), syslog, directory or s3.")]
         = "http",
         udp: Annotated[str | None, typer.Option("--udp", help="syslog: listen on HOST:PORT over UDP.")] = None,
         tcp: Annotated[str | None, typer.Option("--tcp", help="syslog: listen on HOST:PORT over TCP.")] = None,
         path: Annotated[Path | None, typer.Option("--path", help="directory: the directory to watch.")] = None,
+        bucket: Annotated[str | None, typer.Option("--bucket", help="s3: the bucket to read.")] = None,
+        prefix: Annotated[str | None, typer.Option("--prefix", help="s3: only keys under this prefix.")] = None,
+        queue_url: Annotated[str | None, typer.Option(
+            "--queue-url", help="s3: an SQS queue receiving the bucket's ObjectCreated notifications.")] = None,
+        region: Annotated[str | None, typer.Option("--region", help="s3: the AWS region.")] = None,
+        endpoint_url: Annotated[str | None, typer.Option(
+            "--endpoint-url", help="s3: an S3-compatible endpoint (MinIO...).")] = None,
         home: HomeOption = None) -> None:
     """Add a source. An http source gets a bearer token (shown once; only its hash is kept); a syslog source
     listens on --udp/--tcp; a directory source ingests each complete file dropped into --path, then moves
-    it to done/."""
+    it to done/; an s3 source ingests each object written under --bucket/--prefix once, found by listing or
+    from --queue-url notifications."""
+    s3 = {"bucket": bucket, "prefix": prefix, "queue_url": queue_url, "region": region, "endpoint_url": endpoint_url}
     try:
-        config = sources.kind_config(kind, udp=udp, tcp=tcp, path=path.resolve() if path else None)
+        config = sources.kind_config(kind, udp=udp, tcp=tcp, path=path.resolve() if path else None, s3=s3)
         with _sources_session(home) as session:
             _, token = sources.add(session, name, kind, log_types, config)
     except sources.SourceError as err:

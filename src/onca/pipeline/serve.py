@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from onca.api.server import WebServer
 from onca.deploy.components.detections import content_dir
 from onca.deploy.resources import DeployContext
 from onca.destinations.outbox import RetryPolicy, deliver_due
@@ -39,6 +40,8 @@ from onca.pipeline.locks import Locks
 from onca.pipeline.partitions import Assignment, consumer_name, queue_lag
 from onca.pipeline.periodic import PeriodicJob, run_jobs
 from onca.pipeline.poller_dir import DirectoryPoller
+from onca.pipeline.poller_s3 import S3Poller
+from onca.pipeline.scheduler import Scheduler
 from onca.pipeline.spool import Spool
 from onca.pipeline.supervisor import Supervisor, die_with_parent
 from onca.pipeline.tokens import TokenIndex
@@ -48,6 +51,7 @@ from onca.store.models import Source
 
 log = logging.getLogger(__name__)
 ROLES = ("api", "worker", "scheduler")
+Listener = SyslogIntake | DirectoryPoller | S3Poller
 DELIVERY_INTERVAL = 0.5  # seconds between rounds of the delivery outbox
 STOP_DEADLINE = 30.0  # seconds children get to finish their batch on shutdown before they are killed
 stop_event = threading.Event()
@@ -80,7 +84,7 @@ class Api:
         self.spool = Spool(ctx.home / "spool")
         self.registry = _registry(ctx.home)
         self.intake = HttpIntake(self.spool, TokenIndex(self.engine, ttl=1.0), HttpIntakeConfig(host=host, port=port))
-        self.listeners: list[SyslogIntake | DirectoryPoller] = []
+        self.listeners: list[Listener] = []
 
     @property
     def address(self) -> tuple[str, int]:
@@ -92,7 +96,7 @@ class Api:
         self._start_listeners()
 
     def _start_listeners(self) -> None:
-        """Syslog listeners and directory pollers of the configured sources (HTTP sources need none)."""
+        """Syslog listeners, directory and S3 pollers of the configured sources (HTTP sources need none)."""
         with self.sessions() as session:
             sources = list(session.scalars(select(Source).where(Source.enabled.is_(True))))
         for source in sources:
@@ -100,11 +104,17 @@ class Api:
             if source.kind == "syslog":
                 udp, tcp = _address(config.get("udp")), _address(config.get("tcp"))
                 host = (udp or tcp or ("127.0.0.1", 0))[0]
-                listener: SyslogIntake | DirectoryPoller = SyslogIntake(self.spool, source.name, SyslogConfig(
+                listener: Listener = SyslogIntake(self.spool, source.name, SyslogConfig(
                     host=host, udp_port=udp[1] if udp else None, tcp_port=tcp[1] if tcp else None))
             elif source.kind == "directory":
                 listener = DirectoryPoller(self.spool, source.name, config["path"],
                                            self.ctx.home / "state" / "pollers")
+            elif source.kind == "s3":
+                try:
+                    listener = S3Poller(self.spool, source.name, config, self.ctx.home / "state" / "pollers")
+                except ValueError as err:  # a stored config that no longer validates: the other sources still start
+                    log.error("source %s: invalid s3 config (%s); not started", source.name, err)
+                    continue
             else:
                 continue
             listener.start()
@@ -221,16 +231,25 @@ def run_scheduler(role: ChildRole, ready: Callable[[], None]) -> None:
     published = PublishedCounters(_metrics_dir(home), "scheduler")
     counters: dict[str, int] = {}
     jobs = scheduler_jobs(role.ctx, sessions, counters)
-    log.info("scheduler running %s (pid %d)", ", ".join(job.name for job in jobs), os.getpid())
+    # Correlation rules, scheduled queries and lake maintenance get their own thread: a slow query or a
+    # catch-up after downtime must not hold up alert deliveries.
+    lake_jobs = Scheduler(role.ctx, sessions)
+    lake_thread = threading.Thread(target=lake_jobs.run_forever, args=(role.stop,), name="onca-scheduler",
+                                   daemon=True)
+    lake_thread.start()
+    log.info("scheduler running %s and the lake jobs (pid %d)", ", ".join(job.name for job in jobs), os.getpid())
     ready()
 
     def tick() -> bool:
-        published.publish(counters)
+        published.publish({**counters, **{f"scheduler_{k}": v for k, v in lake_jobs.counters.items()}})
         return role.running()
 
     try:
         run_jobs(jobs, role.stop, tick)
     finally:
+        role.stop.set()
+        lake_thread.join(timeout=STOP_DEADLINE)
+        lake_jobs.close()
         published.publish(counters, force=True)
         engine.dispose()
         locks.release()
@@ -269,6 +288,9 @@ def serve_home(ctx: DeployContext, options: ServeOptions, *, announce: Callable[
         else:
             run_scheduler(role, ready)
         return
+    # The console first: if its address is taken, stop before any data has been accepted.
+    web = WebServer(ctx).start()
+    announce(f"console and API on {web.url} (API reference at {web.url}/api/docs)")
     api = Api(ctx, host=options.host, port=options.port)
     api.start()
     supervisor = None
@@ -293,4 +315,5 @@ def serve_home(ctx: DeployContext, options: ServeOptions, *, announce: Callable[
         api.stop_intake()
         if supervisor is not None:
             supervisor.stop(STOP_DEADLINE)
+        web.stop()
         api.close()

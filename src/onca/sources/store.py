@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session
 
 from onca.deploy.parameters import LISTEN
 from onca.logs.registry import SchemaRegistry
+from onca.pipeline.poller_s3 import s3_source_config
 from onca.pipeline.tokens import CONFIG_KEY, issue_token
 from onca.store.models import Source
 
-# The kinds `onca serve` starts: http push (with a token), syslog listeners, directory pollers.
-KINDS = ("http", "syslog", "directory")
+# The kinds `onca serve` starts: http push (with a token), syslog listeners, directory and S3 pollers.
+KINDS = ("http", "syslog", "directory", "s3")
+S3_FIELDS = ("bucket", "prefix", "queue_url", "region", "endpoint_url")
 # The name is the intake URL's last segment (/ingest/<name>), so it stays URL-safe.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -36,8 +38,9 @@ class SourceError(ValueError):
 
 
 def kind_config(kind: str, *, udp: str | None = None, tcp: str | None = None,
-                path: str | Path | None = None) -> dict[str, str]:
-    """The stored config of a source of `kind` from what the user gave (blank values count as absent)."""
+                path: str | Path | None = None, s3: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The stored config of a source of `kind` from what the user gave (blank values count as absent);
+    `s3` holds an S3 source's bucket, prefix, queue_url, region and endpoint_url."""
     if kind == "http":
         return {}
     if kind == "syslog":
@@ -56,6 +59,14 @@ def kind_config(kind: str, *, udp: str | None = None, tcp: str | None = None,
         if not directory.is_dir():
             raise SourceError({"path": f"{str(directory)!r} is not an existing directory"})
         return {"path": str(directory.resolve())}
+    if kind == "s3":
+        given = {key: (value or "").strip() for key, value in (s3 or {}).items() if key in S3_FIELDS}
+        try:
+            return s3_source_config(**given)
+        except ValueError as err:
+            # The message starts with the field it is about; the missing-bucket one names the bucket.
+            first = str(err).split(" ", 1)[0]
+            raise SourceError({first if first in S3_FIELDS else "bucket": str(err)}) from err
     raise SourceError({"kind": f"must be one of {', '.join(KINDS)}"})
 
 
