@@ -100,6 +100,18 @@ def test_a_late_event_before_a_window_opens_one_that_ends_where_the_next_starts(
     assert (original.window_start, original.window_end, original.event_count) == (T0, T0 + HOUR, 2)
 
 
+def test_arrival_groups_in_one_batch_give_the_alerts_of_one_batch_each(
+        engine: Engine, make_manager: Callable[..., AlertManager]) -> None:
+    """A worker batch of several spool entries makes the alerts the entries make one by one (above: two
+    windows), not those of one batch sorted by event time (one window): batch boundaries cannot change alerts."""
+    events = [event("a", timedelta(0)), event("b", -timedelta(minutes=30)), event("c", -US), event("d", timedelta(0))]
+    make_manager().process([match("R", 0), match("R", 1), match("R", 2), match("R", 3)], [], events=events,
+                           log_type=LOG_TYPE, rule_meta={}, arrivals=[0, 1, 2, 2])
+    early, original = alerts(engine)
+    assert (early.window_start, early.window_end, early.event_count) == (T0 - timedelta(minutes=30), T0, 2)
+    assert (original.window_start, original.window_end, original.event_count) == (T0, T0 + HOUR, 2)
+
+
 def test_threshold_counts_events_and_raises_once(engine: Engine, make_manager: Callable[..., AlertManager],
                                                  clock: Clock) -> None:
     manager = make_manager(route=lambda alert: ["slack", "pager", "slack"])

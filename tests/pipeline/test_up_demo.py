@@ -34,6 +34,11 @@ def test_up_demo_on_a_fresh_home(tmp_path: Path) -> None:
             return found if "Onca.AWS.RootConsoleLogin" in found and len(found) >= 10 else set()
 
         assert wait_for(rules, timeout=90)
+        # Onca's own samples are clean: every record parses, no shipped rule fails on them.
+        alerts = json.loads(onca(home, "alerts", "list", "--format", "json", "--limit", "1000").stdout)
+        assert not [a["rule_id"] for a in alerts if a["type"] == "RULE_ERROR"]
+        quarantined = onca(home, "query", "SELECT count(*) AS n FROM quarantine", "--format", "json")
+        assert quarantined.returncode != 0 or json.loads(quarantined.stdout)[0]["n"] == 0, quarantined.stdout
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=60)

@@ -90,6 +90,10 @@ class _Item:
     error: RuleError | None = None
     alert_id: str | None = None
 
+    @property
+    def event_index(self) -> int:
+        return self.match.event_index if self.match is not None else self.error.event_index  # type: ignore[union-attr]
+
 
 def no_route(alert: Alert) -> list[str]:
     return []
@@ -108,10 +112,13 @@ class AlertManager:
     def process(self, matches: Sequence[RuleMatch], errors: Sequence[RuleError], *,
                 events: Sequence[Mapping[str, Any]], log_type: str,
                 rule_meta: Mapping[str, RuleSettings | Mapping[str, Any]],
-                schema: pa.Schema | None = None) -> ProcessResult:
+                schema: pa.Schema | None = None, arrivals: Sequence[int] | None = None) -> ProcessResult:
         """Count one evaluated batch. `events` are the rows the runner saw (indexed by event_index);
         `rule_meta` maps rule ids to their settings or raw specs; `schema` is the log type's Arrow schema
-        for the lake tables (inferred from the rows when None)."""
+        for the lake tables (inferred from the rows when None). `arrivals` numbers the events' arrival
+        groups (the spool entries a worker batch is made of): the groups are counted one after another, each
+        in event-time order, so a batch of several entries makes exactly the alerts those entries would make
+        one by one, whatever the batch boundaries."""
         now = self.clock()
         settings = {rule_id: value if isinstance(value, RuleSettings) else RuleSettings.from_spec(value)
                     for rule_id, value in rule_meta.items()}
@@ -132,7 +139,10 @@ class AlertManager:
                                error.error_type, settings.get(error.rule_id, default), error=error))
         # Event-time order makes an alert's first match the earliest event of the batch, whatever the order
         # the runner produced; row id and rule break ties so the order is total.
-        items.sort(key=lambda item: (item.time, item.row_id, item.rule_id, item.kind))
+        if arrivals is None:
+            items.sort(key=lambda item: (item.time, item.row_id, item.rule_id, item.kind))
+        else:
+            items.sort(key=lambda item: (arrivals[item.event_index], item.time, item.row_id, item.rule_id, item.kind))
         result = ProcessResult(signals=len(signals))
         for attempt in range(_RETRIES):
             try:

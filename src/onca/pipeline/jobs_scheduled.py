@@ -33,7 +33,7 @@ from onca.detections.runtime import Runtime
 from onca.lake.query import QueryError, execute_query
 from onca.pipeline.cadence import from_schedule, timeout_seconds
 from onca.pipeline.jobs import FAILED, OK, JobRun, row_id
-from onca.pipeline.worker import rule_event
+from onca.pipeline.rule_events import rule_event
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class ScheduledQueryJob:
             if row.get("p_event_time") is None:
                 row["p_event_time"] = tick
             rows.append(row)
-        batch = runner.evaluate(self.query_name, [rule_event(row, frozenset()) for row in rows])
+        batch = runner.evaluate(self.query_name, [rule_event(row, {}) for row in rows])
         outcome = self.alerts.process(batch.matches, batch.errors, events=rows, log_type=self.query_name,
                                       rule_meta=meta)
         return JobRun(self.name, tick, OK, {"rules": len(rule_ids), "rows": len(rows), "matches": len(batch.matches),

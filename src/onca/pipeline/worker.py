@@ -2,14 +2,15 @@
 
 Exactly once without distributed transactions: everything a batch produces is keyed deterministically
 (lake files by their rows' p_row_id, which derive from the spool position; alerts through the
-processed-matches table), and the spool checkpoint is committed last. A worker killed mid-batch
-replays the batch after a restart and produces the same files and alerts, not new ones. A worker handles
-the entries of its partitions (see partitions.py) and skips the others.
+processed-matches table), and the spool checkpoint is committed last. Entries are processed in batches of
+about BATCH_RECORDS records (one lake file per log type, one alert transaction); which entries make up a
+batch is recorded (state/worker/<partition>.batch) before its first write, so a worker killed mid-batch
+replays exactly that batch after a restart and produces the same files and alerts, not new ones. A worker
+handles the entries of its partitions (see partitions.py) and skips the others.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -25,9 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from onca.alerts.manager import AlertManager
 from onca.alerts.model import rule_meta_from_specs
-from onca.deploy.components.detections import content_dir, deployed_content, python_dir
+from onca.deploy.components.detections import python_dir
 from onca.destinations.routing import route
-from onca.detections.enablement import disabled_ids
+from onca.detections.enablement import content_version, enabled_content
 from onca.detections.runner import Runner
 from onca.detections.runtime import build_runtime
 from onca.lake.writer import LakeWriter
@@ -38,12 +39,15 @@ from onca.logs.pipeline import SchemaParser
 from onca.logs.registry import SchemaRegistry
 from onca.logs.schema import LogSchema
 from onca.pipeline.partitions import Assignment
-from onca.pipeline.spool import Entry, Spool, SpoolReader
+from onca.pipeline.rule_events import compile_plan, rule_event
+from onca.pipeline.spool import Entry, Spool, SpoolReader, atomic_write
 from onca.store import models
 
 log = logging.getLogger(__name__)
 # A batch with nothing of this worker's partitions only moves its checkpoint this often (or once caught up).
 SKIP_COMMIT_SECONDS = 1.0
+# Records per batch: one lake file per log type, one alert transaction, one plan write each.
+BATCH_RECORDS = 5_000
 
 
 @dataclass
@@ -65,21 +69,6 @@ class WorkerCounters:
                 "rule_errors": self.rule_errors, "alerts": self.alerts}
 
 
-def rule_event(row: Mapping[str, Any], json_fields: frozenset[str]) -> dict[str, Any]:
-    """What detection code sees: json fields decoded, timestamps as Panther prints them."""
-    event: dict[str, Any] = {}
-    for key, value in row.items():
-        if value is None:
-            continue
-        if key in json_fields and isinstance(value, str):
-            with contextlib.suppress(orjson.JSONDecodeError):
-                value = orjson.loads(value)
-        elif isinstance(value, datetime):
-            value = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        event[key] = value
-    return event
-
-
 class Worker:
     """One worker over a deployment home; `run_once` processes what the spool holds now."""
 
@@ -95,6 +84,8 @@ class Worker:
         self.counters = WorkerCounters()
         self.assignment = assignment or Assignment(spool, 1, [0])
         self.reader = self._reader()
+        self._plan_path = home / "state" / "worker" / f"{self.assignment.name}.batch"
+        self._plan_path.parent.mkdir(parents=True, exist_ok=True)
         self._skipped_to = 0  # read past (only other partitions' entries) but not yet committed
         self._committed_at = time.monotonic()
         self.alerts = AlertManager(session_factory, self.writer, route=self._route,
@@ -104,26 +95,17 @@ class Worker:
         self.rule_time_limit = float(os.environ.get("ONCA_RULE_TIME_LIMIT", "10"))
         self.runner: Runner | None = None
         self.rule_specs: dict[str, Mapping[str, Any]] = {}
-        self._json_fields = {schema.name: frozenset(f["name"] for f in schema.fields if f.get("type") == "json")
-                             for schema in registry}
+        self._rule_views = {schema.name: compile_plan(schema) for schema in registry}
 
     # ---- content ------------------------------------------------------------------------------------
-
-    def _content_key(self, session: Session) -> tuple[Any, ...]:
-        manifest = content_dir(self.home) / "packs.json"
-        onca = content_dir(self.home) / "onca"
-        return (manifest.stat().st_mtime_ns if manifest.exists() else 0,
-                onca.stat().st_mtime_ns if onca.exists() else 0, tuple(sorted(disabled_ids(session))))
 
     def refresh_rules(self) -> None:
         """Rebuild the runner when content or the enabled set changed: no restart needed."""
         with self.session_factory() as session:
-            key = self._content_key(session)
-            off = set(key[2])
-        if key == self._content_version and self.runner is not None:
-            return
-        content = deployed_content(self.home)
-        content.items = [item for item in content.items if item.id not in off]
+            key = content_version(self.home, session)
+            if key == self._content_version and self.runner is not None:
+                return
+            content = enabled_content(self.home, session)
         if self.runner is not None:
             self.runner.close()
         runtime = build_runtime(content, severity_from_spec=True, extra_paths=[python_dir(self.home)])
@@ -150,25 +132,63 @@ class Worker:
         return SpoolReader(self.spool, self.assignment.name, self.assignment.start())
 
     def run_once(self, *, max_entries: int = 200, timeout: float = 0.5) -> int:
-        """Process the next batch of this worker's entries; returns how many entries were read."""
+        """Process the next entries of this worker's partitions, in batches of about BATCH_RECORDS records;
+        returns how many entries were read."""
         entries = self.reader.read(max_entries, timeout)
         if not entries:
             if self._skipped_to:
                 self._commit(self._skipped_to)
             return 0
         mine = [entry for entry in entries if self.assignment.takes(entry)]
-        if mine:
-            self.refresh_rules()
-            sources = self._sources()
-            with gc_paused():
-                for entry in mine:
-                    self._process(entry, sources.get(entry.source_id))
-            self.counters.batches += 1
-        if mine or time.monotonic() - self._committed_at >= SKIP_COMMIT_SECONDS:
-            self._commit(entries[-1].position)
-        else:
-            self._skipped_to = entries[-1].position
+        if not mine:
+            if time.monotonic() - self._committed_at >= SKIP_COMMIT_SECONDS:
+                self._commit(entries[-1].position)
+            else:
+                self._skipped_to = entries[-1].position
+            return len(entries)
+        self.refresh_rules()
+        sources = self._sources()
+        planned = self._planned()
+        if planned is not None and planned[0] == mine[0].position:
+            # A batch that was under way when the worker stopped: the same entries again, and only them, so
+            # its lake files (named by their rows) and alerts come out the same.
+            first, last = planned
+            while mine[-1].position < last:
+                more = self.reader.read(max_entries, 1.0)
+                if not more:
+                    raise RuntimeError(f"spool entries {first}-{last} of an unfinished batch cannot be read again")
+                entries += more
+                mine += [entry for entry in more if self.assignment.takes(entry)]
+            self._run_batch([e for e in mine if e.position <= last], sources, plan=False)
+            self._commit(last)
+            mine = [e for e in mine if e.position > last]
+        batch: list[Entry] = []
+        size = 0
+        for entry in mine:
+            batch.append(entry)
+            size += len(entry.records)
+            if size >= BATCH_RECORDS:
+                self._run_batch(batch, sources)
+                self._commit(entry.position)
+                batch, size = [], 0
+        if batch:
+            self._run_batch(batch, sources)
+        self._commit(entries[-1].position)
         return len(entries)
+
+    def _planned(self) -> tuple[int, int] | None:
+        try:
+            plan = orjson.loads(self._plan_path.read_bytes())
+            return int(plan["first"]), int(plan["last"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _run_batch(self, batch: list[Entry], sources: dict[str, models.Source], *, plan: bool = True) -> None:
+        if plan:  # recorded before anything is written, so a restart can redo exactly this batch
+            atomic_write(self._plan_path, orjson.dumps({"first": batch[0].position, "last": batch[-1].position}))
+        with gc_paused():
+            self._process(batch, sources)
+        self.counters.batches += 1
 
     def _commit(self, position: int) -> None:
         self.assignment.commit(position)
@@ -184,22 +204,35 @@ class Worker:
         names = list(source.log_types or []) if source is not None else []
         return [self.registry.get(name) for name in names if name in self.registry] or list(self.registry)
 
-    def _process(self, entry: Entry, source_row: models.Source | None) -> None:
-        name = source_row.name if source_row is not None else entry.source_id
-        source = Source(id=f"source:{name}", label=name, log_types=list(source_row.log_types or [])
-                        if source_row is not None else [])
+    def _process(self, batch: list[Entry], sources: dict[str, models.Source]) -> None:
+        """Classify the batch's records source by source, then write and detect log type by log type: one
+        lake file and one alert transaction per log type and batch, whatever the number of entries."""
         parse_time = datetime.now(UTC)
-        schemas = self._schemas_for(source_row)
-        classifier = Classifier({s.name: SchemaParser(s, source, parse_time) for s in schemas}, source)
+        by_source: dict[str, list[Entry]] = {}
+        for entry in batch:
+            by_source.setdefault(entry.source_id, []).append(entry)
         by_type: dict[str, list[dict[str, Any]]] = {}
-        origin = f"spool:{entry.position}"
-        for index, data in enumerate(entry.records):
-            result = classifier.classify(RawRecord(data, origin, index))
-            if result is not None:
-                by_type.setdefault(result[0], []).append(result[1])
-        self.counters.received += len(entry.records)
-        self.counters.by_source[name] = self.counters.by_source.get(name, 0) + len(entry.records)
-        quarantined = classifier.take_quarantined()
+        arrivals: dict[str, list[int]] = {}  # per log type, the batch ordinal of each row's entry
+        quarantined: list[Any] = []
+        for source_id, entries in by_source.items():
+            source_row = sources.get(source_id)
+            name = source_row.name if source_row is not None else source_id
+            source = Source(id=f"source:{name}", label=name, log_types=list(source_row.log_types or [])
+                            if source_row is not None else [])
+            schemas = self._schemas_for(source_row)
+            classifier = Classifier({s.name: SchemaParser(s, source, parse_time) for s in schemas}, source)
+            records = 0
+            for entry in entries:
+                origin = f"spool:{entry.position}"  # with the index, the record's p_row_id: the same on a replay
+                for index, data in enumerate(entry.records):
+                    result = classifier.classify(RawRecord(data, origin, index))
+                    if result is not None:
+                        by_type.setdefault(result[0], []).append(result[1])
+                        arrivals.setdefault(result[0], []).append(entry.position)
+                records += len(entry.records)
+            self.counters.received += records
+            self.counters.by_source[name] = self.counters.by_source.get(name, 0) + records
+            quarantined += classifier.take_quarantined()
         if quarantined:
             self.writer.write_quarantine(quarantined, parse_time)
             self.counters.quarantined += len(quarantined)
@@ -207,15 +240,15 @@ class Worker:
             schema = self.registry.get(log_type)
             self.writer.write(log_type, rows, schema.arrow_schema())
             self.counters.parsed += len(rows)
-            self._detect(log_type, rows)
+            self._detect(log_type, rows, arrivals[log_type])
 
-    def _detect(self, log_type: str, rows: list[dict[str, Any]]) -> None:
+    def _detect(self, log_type: str, rows: list[dict[str, Any]], arrivals: list[int]) -> None:
         assert self.runner is not None
         rule_ids = self.runner.rule_ids(log_type)
         if not rule_ids:
             return
-        fields = self._json_fields.get(log_type, frozenset())
-        events = [rule_event(row, fields) for row in rows]
+        view = self._rule_views.get(log_type, {})
+        events = [rule_event(row, view) for row in rows]
         started = time.perf_counter()
         result = self.runner.evaluate(log_type, events)
         self.counters.rule_evaluations += len(rows) * len(rule_ids)
@@ -224,7 +257,7 @@ class Worker:
         if result.matches or result.errors:
             meta = rule_meta_from_specs({rid: self.rule_specs[rid] for rid in rule_ids if rid in self.rule_specs})
             outcome = self.alerts.process(result.matches, result.errors, events=rows, log_type=log_type,
-                                          rule_meta=meta)
+                                          rule_meta=meta, arrivals=arrivals)
             self.counters.alerts += len(outcome.raised)
         log.debug("%s: %d events through %d rules in %.3fs", log_type, len(rows), len(rule_ids),
                   time.perf_counter() - started)
