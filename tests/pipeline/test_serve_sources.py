@@ -67,14 +67,9 @@ def test_syslog_and_directory_sources(tmp_path: Path) -> None:
     assert server.returncode == 0, err[-2000:]
 
 
-def test_s3_source_by_listing(tmp_path: Path) -> None:
+def test_s3_source_by_listing(tmp_path: Path, moto_endpoint: str) -> None:
     """An s3 source added with the CLI is polled by `onca serve`: the CloudTrail object lands in the lake."""
-    from moto.server import ThreadedMotoServer
-
-    host, port = free_address().split(":")
-    moto = ThreadedMotoServer(ip_address=host, port=int(port))
-    moto.start()
-    endpoint = f"http://{host}:{port}"
+    endpoint = moto_endpoint
     # Fake credentials for moto, for this process and the server's; never the user's real ones.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
@@ -106,4 +101,3 @@ def test_s3_source_by_listing(tmp_path: Path) -> None:
             server.send_signal(signal.SIGTERM)
             _out, err = server.communicate(timeout=60)
             assert server.returncode == 0, err[-2000:]
-        moto.stop()

@@ -101,3 +101,17 @@ class ChunkSpooler:
                 log.warning("source %s: the spool no longer holds position %d; spooling the interrupted chunk "
                             "again (it may be duplicated)", self.source_id, pending["after"] + 1)
         progress["pending"] = None
+
+
+class ChunkedCounts:
+    """What a poller spooling through a ChunkSpooler (`self.chunks`) reports."""
+
+    chunks: ChunkSpooler
+
+    @property
+    def records_spooled(self) -> int:
+        return self.chunks.records_spooled
+
+    @property
+    def chunks_recovered(self) -> int:
+        return self.chunks.chunks_recovered

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from onca.logs.readers import ReadReport, read_records
-from onca.pipeline.chunk_spooler import ChunkSpooler, new_progress
+from onca.pipeline.chunk_spooler import ChunkedCounts, ChunkSpooler, new_progress
 from onca.pipeline.spool import Spool, atomic_write
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def _identity(st: os.stat_result) -> list[int]:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-class DirectoryPoller:
+class DirectoryPoller(ChunkedCounts):
     """Watches `directory` for `source_id`. Call `poll_once()` (tests, schedulers) or `start()`/`stop()`."""
 
     def __init__(self, spool: Spool, source_id: str, directory: str | os.PathLike[str],
@@ -68,14 +68,6 @@ class DirectoryPoller:
         self._state: dict[str, Any] = self._load()
         self.chunks = ChunkSpooler(spool, source_id, self._save, chunk_records=self.config.chunk_records,
                                    chunk_bytes=self.config.chunk_bytes)
-
-    @property
-    def records_spooled(self) -> int:
-        return self.chunks.records_spooled
-
-    @property
-    def chunks_recovered(self) -> int:
-        return self.chunks.chunks_recovered
 
     # -- state ---------------------------------------------------------------------------------------
 

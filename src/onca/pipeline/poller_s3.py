@@ -59,7 +59,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from onca.destinations.aws import REGION
 from onca.logs.model import RawRecord
 from onca.logs.readers import ReadReport, read_records
-from onca.pipeline.chunk_spooler import ChunkSpooler, new_progress
+from onca.pipeline.chunk_spooler import ChunkedCounts, ChunkSpooler, new_progress
 from onca.pipeline.s3_notifications import MalformedNotification, created_objects
 from onca.pipeline.spool import Spool, atomic_write
 
@@ -172,7 +172,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class S3Poller:
+class S3Poller(ChunkedCounts):
     """Ingests the S3 source `source_id`. Call `run_once()` (tests) or `start()`/`stop()`."""
 
     def __init__(self, spool: Spool, source_id: str, config: dict[str, str], state_dir: str | os.PathLike[str],
@@ -202,14 +202,6 @@ class S3Poller:
         self.malformed_messages = 0
         self.errors = 0
         self.messages: deque[str] = deque(maxlen=1000)  # recent problems, for status pages and tests
-
-    @property
-    def records_spooled(self) -> int:
-        return self.chunks.records_spooled
-
-    @property
-    def chunks_recovered(self) -> int:
-        return self.chunks.chunks_recovered
 
     # -- state ---------------------------------------------------------------------------------------
 
