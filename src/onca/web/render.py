@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from onca import __version__
+from onca.alerts.queries import ALERT_UPDATED
 from onca.api.routing import flat_routes
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -43,10 +44,13 @@ NAV: tuple[tuple[str, str], ...] = (
     ("Audit log", "/audit"),
 )
 _UNKNOWN = object()
+# Audit actions whose details map each changed field to [old, new].
+CHANGE_ACTIONS = frozenset({ALERT_UPDATED})
 
 
-def _when(value: datetime | str | None, precision: str = "seconds") -> str:
-    """A timestamp as people read it in a console: UTC, no microseconds."""
+def _when(value: datetime | str | None, precision: str = "seconds", zone: bool = True) -> str:
+    """A timestamp as people read it in a console: UTC, no microseconds (`zone=False`: no " UTC" suffix, for
+    table columns whose header says UTC)."""
     if value is None or value == "":
         return "—"
     if isinstance(value, str):
@@ -55,18 +59,49 @@ def _when(value: datetime | str | None, precision: str = "seconds") -> str:
         except ValueError:
             return value
     moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return moment.strftime("%Y-%m-%d %H:%M" if precision == "minutes" else "%Y-%m-%d %H:%M:%S") + " UTC"
+    text = moment.strftime("%Y-%m-%d %H:%M" if precision == "minutes" else "%Y-%m-%d %H:%M:%S")
+    return text + " UTC" if zone else text
 
 
-def _to_json(value: Any) -> str:
-    """Pretty JSON for <pre> blocks (still escaped by autoescape when output)."""
+def _to_json(value: Any, compact: bool = False) -> str:
+    """Pretty JSON for <pre> blocks, or one line when `compact` (still escaped by autoescape when output)."""
+    if compact:
+        return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False, separators=(", ", ": "))
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _plain(value: Any) -> str:
+    """A setting's or a record's value as people read it, never a Python repr: no value is a dash, booleans are
+    true/false, a list of plain values is comma-separated, anything nested is one line of JSON."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict | list | tuple):
+        return _to_json(value, compact=True)
+    return str(value)
+
+
+def _audit_details(details: Mapping[str, Any] | None, action: str) -> list[tuple[str, str]]:
+    """An audit record's details as (key, readable value) pairs; a change's [old, new] reads "old → new"."""
+    changes = action in CHANGE_ACTIONS
+    items = []
+    for key, value in sorted((details or {}).items()):
+        if changes and isinstance(value, list) and len(value) == 2:
+            items.append((key, f"{_plain(value[0])} → {_plain(value[1])}"))
+        else:
+            items.append((key, _plain(value)))
+    return items
 
 
 environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True,
                           default_for_string=True), trim_blocks=True, lstrip_blocks=True)
 environment.filters["when"] = _when
 environment.filters["to_json"] = _to_json
+environment.filters["plain"] = _plain
+environment.filters["audit_details"] = _audit_details
 environment.globals["version"] = __version__
 
 
