@@ -1,6 +1,6 @@
 """Which worker processes which spool entries, and how far each worker got.
 
-A worker process owns whole sources: source s belongs to partition `crc32(s) mod N` of a layout of N
+A worker process owns whole sources: source s belongs to partition `hash(s) mod N` of a layout of N
 partitions, so one source's entries are processed in spool order by one worker (the alert manager's windows
 depend on that order). Each partition I of layout N has a spool consumer checkpoint `worker-IofN`: R means
 "every entry of a source of this partition with position <= R is done". A worker reads every entry and
@@ -8,7 +8,7 @@ skips those of other partitions, so its checkpoint moves past them too and never
 
 Changing N between runs leaves the checkpoints of the earlier layouts behind as history. An entry (p, s) is
 done when the current layout's owner of s passed it, or when some earlier layout M's owner of s did
-(p <= R of `worker-{crc32(s) mod M}of{M}`); a worker of the new layout skips such entries. A new partition
+(p <= R of `worker-{hash(s) mod M}of{M}`); a worker of the new layout skips such entries. A new partition
 starts at the highest position below which some layout has done everything. An earlier layout is dropped
 (its checkpoints unregistered, releasing segment deletion) once every partition of the current layout is past
 every checkpoint of it. The consumer `worker` of single-worker releases is layout 1 (renamed `worker-0of1`).
@@ -17,9 +17,9 @@ every checkpoint of it. The consumer `worker` of single-worker releases is layou
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
-import zlib
 from collections.abc import Sequence
 
 from onca.pipeline.spool import Entry, Spool
@@ -29,8 +29,11 @@ _NAME = re.compile(r"^worker-(\d+)of(\d+)$")
 
 
 def partition_of(source_id: str, partitions: int) -> int:
-    """The stable partition of a source (the same in every process and Python version)."""
-    return zlib.crc32(source_id.encode()) % partitions
+    """The stable partition of a source (the same in every process and Python version). A digest, not crc32:
+    crc32's low bits are linear in the input, so names differing in one character (ct0, ct1, ...) all fell in
+    the same partition of two."""
+    digest = hashlib.blake2b(source_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
 
 
 def consumer_name(partition: int, partitions: int) -> str:
