@@ -110,3 +110,13 @@ def test_the_single_worker_checkpoint_of_earlier_releases_is_taken_over(tmp_path
         taken = work(spool, Assignment(spool, 1, [0]))
         assert [e.position for e in taken] == list(range(13, 21))
         assert spool.consumers() == {consumer_name(0, 1): 20}
+
+
+def test_the_lag_is_not_zero_while_a_worker_of_the_layout_has_not_started(tmp_path: Path) -> None:
+    with Spool(tmp_path / "spool") as spool:
+        fill(spool, 10)
+        work(spool, Assignment(spool, 2, [0]))  # skips the other partition's sources to the end
+        assert layouts(spool) == {2: {0: 10}}
+        assert queue_lag(spool) == 10  # partition 1 has done nothing yet
+        work(spool, Assignment(spool, 2, [1]))
+        assert queue_lag(spool) == 0

@@ -62,8 +62,14 @@ def layouts(spool: Spool) -> dict[int, dict[int, int]]:
 
 
 def queue_lag(spool: Spool) -> int:
-    """Entries not yet passed by the slowest worker partition (all, when no worker ever ran)."""
-    positions = [p for parts in layouts(spool).values() for p in parts.values()]
+    """Entries not yet passed by the slowest worker partition (all, when no worker ever ran). A partition of
+    a layout that has not started yet has passed nothing: until every worker has its checkpoint, the lag is
+    not 0 however far the others got (they skip the sources of the one still starting)."""
+    positions: list[int] = []
+    for partitions, parts in layouts(spool).items():
+        positions.extend(parts.values())
+        if len(parts) < partitions:
+            positions.append(0)
     return max(0, spool.last_position() - min(positions, default=0))
 
 
