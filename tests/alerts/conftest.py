@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,26 +15,14 @@ from onca.alerts.manager import AlertManager
 from onca.detections.detection import RuleMatch
 from onca.detections.runner import RuleError
 from onca.store import db
-from tests.store.conftest import drop_schema, fresh_schema
+from tests.store.conftest import database  # noqa: F401  (the same fixture: empty DB on each backend)
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 LOG_TYPE = "Custom.Test"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
-    """(url, schema) of an empty metadata database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'metadata.db'}", None
-        return
-    url = request.getfixturevalue("postgres_url")
-    schema = fresh_schema()
-    yield url, schema
-    drop_schema(url, schema)
-
-
 @pytest.fixture
-def engine(database: tuple[str, str | None]) -> Iterator[Engine]:
+def engine(database: tuple[str, str | None]) -> Iterator[Engine]:  # noqa: F811  (the imported fixture)
     url, schema = database
     db.migrate(url, schema)
     engine = db.make_engine(url, schema)

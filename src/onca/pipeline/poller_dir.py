@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from onca.lake.layout import fsync_dir
 from onca.logs.readers import ReadReport, read_records
 from onca.pipeline.chunk_spooler import ChunkedCounts, ChunkSpooler, new_progress
 from onca.pipeline.spool import Spool, atomic_write
@@ -148,11 +149,7 @@ class DirectoryPoller(ChunkedCounts):
             n += 1
             target = self.done / f"{path.name}.{n}"
         os.rename(path, target)
-        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(self.dir)
 
     # -- background ----------------------------------------------------------------------------------
 

@@ -52,6 +52,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from onca.lake.layout import fsync_dir
+
 MAGIC = b"ONCASPL1"
 _HEADER = struct.Struct(">IQII")
 _HEAD16 = struct.Struct(">IQI")
@@ -159,14 +161,6 @@ def _scan(f: object, offset: int, limit: int | None, max_entries: int, expect: i
     return _Scan(entries, offset, "full")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that a crash leaves the old or the new content, never a mix."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -179,7 +173,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _segment_name(first: int) -> str:
@@ -278,7 +272,7 @@ class Spool:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
 
     # -- appending -----------------------------------------------------------------------------------
 
@@ -420,7 +414,7 @@ class Spool:
                 self._path(first).unlink()
             deleted.append(first)
         if deleted:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         return deleted
 
     def reader(self, consumer: str) -> SpoolReader:
