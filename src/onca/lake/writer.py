@@ -1,7 +1,8 @@
 """The lake writer: typed rows to Parquet files, published atomically into Hive partitions.
 
 One call of `LakeWriter.write` turns a batch of rows (the row contract of onca.logs) into one Arrow table,
-sorts it by p_event_time, cuts it at hour boundaries and publishes one file per hour partition:
+groups it by the hour of p_event_time (arrival order kept within the hour) and publishes one file per hour
+partition:
 written to a hidden temporary file in the partition directory, fsynced, renamed into place, and the
 directory fsynced. A reader lists either the whole file or nothing.
 
@@ -15,6 +16,7 @@ after a crash) replaces the file with the same rows instead of adding a duplicat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import uuid
@@ -62,9 +64,31 @@ def write_parquet_atomic(table: pa.Table, target: Path, *, index: bool = True) -
         if sidecar is not None:
             _publish(directory, index_path(target), lambda path: lake_index.write(sidecar, path))
     _publish(directory, target, lambda path: pq.write_table(
-        table, path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP_ROWS))
+        table, path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP_ROWS,
+        write_statistics=statistics_columns(table.schema)))
     fsync_dir(directory)
     return target
+
+
+@functools.lru_cache(maxsize=256)
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """The leaf columns worth min/max statistics: times, numbers and booleans, which let engines skip row groups
+    on range filters. Text and list columns get none: their bounds in unsorted data prune nothing (indicator
+    search has its own index), and computing them costs ~15% of the write."""
+    out: list[str] = []
+
+    def walk(field: pa.Field, prefix: str) -> None:
+        kind = field.type
+        if pa.types.is_struct(kind):
+            for child in kind:
+                walk(child, f"{prefix}{field.name}.")
+        elif pa.types.is_timestamp(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind) \
+                or pa.types.is_boolean(kind) or pa.types.is_date(kind):
+            out.append(prefix + field.name)
+
+    for field in schema:
+        walk(field, "")
+    return out
 
 
 def _publish(directory: Path, target: Path, write: Any) -> None:
@@ -114,19 +138,24 @@ class LakeWriter:
         table = to_arrow(rows, schema)
         if micros is None:  # p_event_time itself drifted: the slow, general path
             return self.write_table(table_name(log_type), table)
-        return self._publish_sorted(table_name(log_type), table, micros, "p_event_time")
+        return self._publish_by_hour(table_name(log_type), table, micros, "p_event_time")
 
     def write_table(self, table: str, data: pa.Table, *, time_column: str = "p_event_time") -> list[Path]:
-        """Sort by `time_column`, cut at hour boundaries, publish one file per partition (compaction, quarantine)."""
+        """Group by the hour of `time_column`, publish one file per partition (fast path, compaction, quarantine).
+
+        Rows keep their order within an hour: a stable sort by hour, and no reordering at all when the hours
+        already ascend (Table.take on nested columns costs ~0.7 µs a row; a file is one row group, so sorting
+        inside the hour would not make its statistics any tighter)."""
         micros = _fill_times(data, time_column).cast(pa.int64()).to_numpy()
-        if len(micros) > 1 and bool(np.any(micros[1:] < micros[:-1])):
-            order = np.argsort(micros, kind="stable")
+        hours = micros // _HOUR_US
+        if len(hours) > 1 and bool(np.any(hours[1:] < hours[:-1])):
+            order = np.argsort(hours, kind="stable")
             data = data.take(order)
             micros = micros[order]
-        return self._publish_sorted(table, data, micros, time_column)
+        return self._publish_by_hour(table, data, micros, time_column)
 
-    def _publish_sorted(self, table: str, data: pa.Table, micros: np.ndarray, time_column: str) -> list[Path]:
-        """`data` grouped by hour of `micros` (its time column, nulls filled): one file per hour partition."""
+    def _publish_by_hour(self, table: str, data: pa.Table, micros: np.ndarray, time_column: str) -> list[Path]:
+        """`data` grouped by the hour of `micros` (its time column, nulls filled): one file per hour partition."""
         position = data.schema.get_field_index(time_column)
         if data.column(position).null_count:
             data = data.set_column(position, data.schema.field(position), pa.array(micros, type=TIMESTAMP))
