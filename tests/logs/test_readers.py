@@ -14,12 +14,13 @@ import tracemalloc
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import pytest
 
 from onca.logs import readers
-from onca.logs.model import NOT_DECODED, RawRecord
+from onca.logs.model import NOT_DECODED, LineBlock, RawRecord
 from onca.logs.readers import ReaderRefusal, ReadReport, content_hash, expand_paths, read_records
 
 EVENT_A = {"eventVersion": "1.09", "eventSource": "s3.amazonaws.com", "eventName": "GetObject",
@@ -504,3 +505,33 @@ def test_byte_counts(tmp_path: Path) -> None:
     assert report.bytes_decoded == 2 * len(text)
     assert [(o.container, o.records, o.bytes) for o in report.origins] == [
         ("plain", 3, len(text)), ("gzip", 3, len(text))]
+
+
+_BLOCK_PIECES = [b'{"a":1}', b'{"b":"x y"}', b"", b"   ", b'\t{"c":2}', b'[{"d":1},{"d":2}]', b'{"Records":[{"e":1}]}',
+                 b'{"f":"' + b"z" * 300 + b'"}', b'{"g":1}\r', b'{"R":1}', b"not json", b'{"Recordsx":1}',
+                 b'{"h":"\xff"}', b"\x0b", b'{"i":"a\rb"}', b"\r"]
+
+
+def _flattened(items: list[Any]) -> list[tuple[bytes, str, int, str | None]]:
+    records = [r for item in items for r in (item.records() if isinstance(item, LineBlock) else [item])]
+    return [(r.data, r.origin, r.position, None if r.value is NOT_DECODED else repr(r.value)) for r in records]
+
+
+@pytest.mark.parametrize("chunk", [64, 256, 4096])
+def test_blocks_are_exactly_the_records_read_line_by_line(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a chunk holds (blank and whitespace lines, CRs, arrays and envelopes to expand, oversized lines,
+    lines spanning chunks), the blocks' records are the line-by-line records, position for position."""
+    monkeypatch.setattr(readers, "CHUNK", chunk)
+    rng = random.Random(chunk)
+    blocks_seen = 0
+    for _trial in range(60):
+        first = rng.choice([b'{"first":true}', b'{"Records":[{"x":1}]}', b"[1]", b'{"a":2}'])
+        lines = [first] + [rng.choice(_BLOCK_PIECES[:1] * 20 + _BLOCK_PIECES) for _ in range(rng.randint(1, 300))]
+        data = rng.choice([b"", b"\n", b"  "]) + b"\n".join(lines) + rng.choice([b"", b"\n", b"\n\n"])
+        for limit in (100, 1 << 20):
+            by_line = list(read_records(io.BytesIO(data), report=ReadReport(), max_record_bytes=limit))
+            by_block = list(read_records(io.BytesIO(data), report=ReadReport(), max_record_bytes=limit, blocks=True))
+            assert _flattened(by_block) == _flattened(by_line)
+            assert not any(isinstance(item, LineBlock) for item in by_line)
+            blocks_seen += sum(isinstance(item, LineBlock) for item in by_block)
+    assert blocks_seen > 100  # plain runs of lines did come as blocks

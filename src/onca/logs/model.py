@@ -30,6 +30,26 @@ class RawRecord:
 
 
 @dataclass(slots=True)
+class LineBlock:
+    """Consecutive records of one origin that are each one line of JSON-lines text, kept as the text itself.
+
+    A reader asked for blocks hands these out instead of one RawRecord per line where that changes nothing:
+    record i of the block is line i of `data` (lines joined by b"\\n"; no CR, no blank or whitespace-led line,
+    no array or envelope line, none over the record limit) at position `position + i`, exactly the RawRecord the
+    line-by-line reading would give. Bulk parsers take the text whole; `records()` gives the RawRecords.
+    """
+
+    data: bytes
+    origin: str
+    position: int
+    count: int
+
+    def records(self) -> list[RawRecord]:
+        origin, start = self.origin, self.position
+        return [RawRecord(line, origin, start + i) for i, line in enumerate(self.data.split(b"\n"))]
+
+
+@dataclass(slots=True)
 class Source:
     """Where records come from: a configured source, or the one `onca ingest` names."""
 

@@ -22,7 +22,7 @@ from onca.lake.writer import LakeWriter, to_arrow
 from onca.logs.classifier import Classifier
 from onca.logs.fastpath import BATCH_RECORDS, FastPath, gc_paused
 from onca.logs.ingest_state import IngestState
-from onca.logs.model import RawRecord, Source
+from onca.logs.model import LineBlock, RawRecord, Source
 from onca.logs.readers import ReadReport, content_hash, expand_paths, read_records
 from onca.logs.registry import SchemaRegistry
 from onca.logs.schema import LogSchema
@@ -144,7 +144,8 @@ def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Sour
     # One JSON log type: records go in batches through the columnar fast path; what it cannot do exactly comes
     # back record by record and takes the classifier path below, so rows and conservation stay the same.
     fast = FastPath.compile(schemas[0], source, parse_time) if len(schemas) == 1 else None
-    pending: list[RawRecord] = []
+    pending: list[RawRecord | LineBlock] = []
+    pending_records = 0
 
     def take(record: RawRecord, size: int) -> None:
         result = classifier.classify(record)
@@ -161,6 +162,7 @@ def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Sour
             summary.headers += 1
 
     def flush_fast() -> None:
+        nonlocal pending_records
         schema = schemas[0]
         with gc_paused():
             table, slow = fast.convert(pending)  # type: ignore[union-attr]
@@ -171,7 +173,7 @@ def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Sour
             if table is not None:
                 counts = summary.by_type.setdefault(schema.name, TypeCounts())
                 counts.events += table.num_rows
-                counts.bytes += sum(len(record.data) for record in pending) - slow_bytes
+                counts.bytes += sum(_record_bytes(item) for item in pending) - slow_bytes
                 leftover = batches.pop(schema.name, None)
                 if leftover:  # the Python path's rows of this batch land in the same files
                     table = pa.concat_tables([table, to_arrow(leftover, schema.arrow_schema())])
@@ -179,17 +181,29 @@ def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Sour
                 writer.write_table(schema.table_name, table)
                 counts.seconds += time.perf_counter() - started
         pending.clear()
+        pending_records = 0
 
-    for record in read_records(path, origin=origin, report=report):
+    for record in read_records(path, origin=origin, report=report, blocks=fast is not None):
+        if record.__class__ is LineBlock:  # only for the fast path: `blocks` asks for them
+            pending.append(record)
+            pending_records += record.count  # type: ignore[union-attr]
+            records += record.count  # type: ignore[union-attr]
+            summary.bytes += _record_bytes(record)
+            if pending_records >= BATCH_RECORDS:
+                flush_fast()
+            if progress is not None:
+                progress(records)
+            continue
         records += 1
         size = len(record.data)
         summary.bytes += size
         if fast is not None:
             pending.append(record)
-            if len(pending) >= BATCH_RECORDS:
+            pending_records += 1
+            if pending_records >= BATCH_RECORDS:
                 flush_fast()
         else:
-            take(record, size)
+            take(record, size)  # type: ignore[arg-type]
         if progress is not None and records % 2048 == 0:
             progress(records)
     if pending:
@@ -206,6 +220,13 @@ def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Sour
     if progress is not None:
         progress(records)
     return {"records": records, "quarantined": len(quarantined)}
+
+
+def _record_bytes(item: RawRecord | LineBlock) -> int:
+    """The bytes of a record, or of a block's records (its text less the newlines between them)."""
+    if item.__class__ is LineBlock:
+        return len(item.data) - item.count + 1  # type: ignore[union-attr]
+    return len(item.data)
 
 
 def _flush(writer: LakeWriter, schema: LogSchema, batch: list[dict[str, Any]], summary: IngestSummary) -> None:

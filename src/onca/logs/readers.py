@@ -7,6 +7,9 @@ document is decoded only when it is pretty-printed (its first line is not comple
 unreadable file, an oversized record, a digest file) becomes a message in the ReadReport, and whatever was
 read before it is delivered. A record the parsers cannot use (NUL bytes, invalid UTF-8, a JSON number) is
 still a record: the classifier quarantines it with its raw bytes.
+
+A caller that parses JSON lines in bulk can ask for blocks (`blocks=True`): where a chunk's lines are plain
+JSON-lines records, they come as one LineBlock instead of one RawRecord each, with the same positions.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import bz2
 import contextlib
 import gzip
 import hashlib
+import itertools
 import lzma
 import os
 import shutil
@@ -26,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import orjson
 
-from onca.logs.model import NOT_DECODED, RawRecord
+from onca.logs.model import NOT_DECODED, LineBlock, RawRecord
 
 CHUNK = 1 << 20  # read size; lines are split out of chunks, so a file is never read whole
 MAX_RECORD_BYTES = 64 << 20  # a longer record is quarantined as oversized, its first bytes kept
@@ -43,6 +48,10 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
 _DIGEST_KEYS = ("digestPublicKeyFingerprint", "digestS3Bucket", "digestSignatureAlgorithm")
 _SPACE = frozenset(b" \t\r\n\x0b\x0c")
+# First bytes that keep a line out of a LineBlock: blank or whitespace-led lines (maybe not records), arrays
+# (maybe expanded into their elements).
+_NOT_BLOCK_START = np.zeros(256, dtype=bool)
+_NOT_BLOCK_START[list(_SPACE | {0x5B})] = True
 _MAX_NESTING = 4  # zip in zip, gzip in zip ...: deeper than this is refused, not recursed into
 
 
@@ -126,6 +135,7 @@ class ReadReport:
 class _Limits:
     record: int
     document: int
+    blocks: bool = False  # JSON lines may be delivered as LineBlocks
 
 
 class _StreamBroken(Exception):
@@ -188,16 +198,18 @@ def read_records(
     report: ReadReport | None = None,
     max_record_bytes: int = MAX_RECORD_BYTES,
     max_document_bytes: int = MAX_DOCUMENT_BYTES,
-) -> Iterator[RawRecord]:
+    blocks: bool = False,
+) -> Iterator[RawRecord | LineBlock]:
     """Yield every record of a file, a directory (recursively, sorted, hidden entries skipped), "-" (stdin)
     or a binary stream. Problems go to `report` (pass one to see them; it accumulates across calls).
+    With `blocks`, runs of plain JSON lines come as LineBlocks (see onca.logs.model.LineBlock).
 
     `origin` names the input in RawRecord.origin (default: the path as given; "-" for stdin; the stream's
     name, else "<stream>"); files found in a directory are named `<origin>/<relative path>`, zip members
     `<origin>!<member>`. Positions count the records of each origin from 0, so a re-read gives the same ones.
     """
     report = report if report is not None else ReadReport()
-    limits = _Limits(max_record_bytes, max_document_bytes)
+    limits = _Limits(max_record_bytes, max_document_bytes, blocks)
     if isinstance(path_or_stream, str | os.PathLike):
         text = os.fspath(path_or_stream)
         if text == "-":
@@ -612,10 +624,17 @@ def _lines_records(stream: Any, read: OriginRead, limits: _Limits, *, json_lines
     maxlen = limits.record
     dumps, loads = orjson.dumps, orjson.loads
     keep = min(OVERSIZED_KEEP, maxlen)
-    lines = _split_lines(stream, maxlen, read)
+    blocks = limits.blocks and json_lines and not envelopes
+    lines = _split_lines(stream, maxlen, read, blocks=blocks)
     try:
         if first_value is not NOT_DECODED:
             for line, size in lines:  # the first line only; the loop below goes on with the same iterator
+                if size < 0:  # a block starting with the first line: that line is taken apart
+                    end = line.find(b"\n")
+                    if end >= 0:
+                        lines = itertools.chain([(line[end + 1:], size + 1)], lines)
+                        line = line[:end]
+                    size = 0
                 if size:
                     yield _oversized(line[:keep], name, position, size, maxlen)
                     position += 1
@@ -631,6 +650,10 @@ def _lines_records(stream: Any, read: OriginRead, limits: _Limits, *, json_lines
                 break
         for line, size in lines:
             if size:
+                if size < 0:
+                    yield LineBlock(line, name, position, -size)
+                    position -= size
+                    continue
                 yield _oversized(line[:keep], name, position, size, maxlen)
                 position += 1
                 continue
@@ -655,8 +678,9 @@ def _oversized(start: bytes, origin: str, position: int, size: int, maxlen: int)
     return RawRecord(start, origin, position, ReaderRefusal(reason, size))
 
 
-def _split_lines(stream: Any, maxlen: int, read: OriginRead) -> Iterator[tuple[bytes, int]]:
-    """(line, 0) for each non-blank line, or (its first bytes, its size) for a line longer than maxlen.
+def _split_lines(stream: Any, maxlen: int, read: OriginRead, *, blocks: bool = False) -> Iterator[tuple[bytes, int]]:
+    """(line, 0) for each non-blank line, or (its first bytes, its size) for a line longer than maxlen; with
+    `blocks`, (lines, -count) for runs of a chunk's complete lines that qualify as a LineBlock (_blocks_and_lines).
 
     Lines are cut out of 1 MiB chunks with bytes.split (C speed); a line spanning chunks is gathered in parts
     (no quadratic re-copying), and a line beyond maxlen is not gathered at all, only measured. Sizes do not
@@ -680,6 +704,29 @@ def _split_lines(stream: Any, maxlen: int, read: OriginRead) -> Iterator[tuple[b
         if not chunk:
             break
         nbytes += len(chunk)
+        last = chunk.rfind(b"\n") if blocks else -1
+        if last >= 0:
+            body = chunk[:last]
+            if pending:  # the chunk's first line ends the unfinished one
+                first = chunk.find(b"\n")
+                head = chunk[:first]
+                pending = _extend(parts, pending, head, gather)
+                if head:
+                    ends_cr = head.endswith(b"\r")
+                if pending <= maxlen:  # gathered whole: it leads the block
+                    body = b"".join(parts) + chunk[first:last]
+                else:
+                    yield from _finish(parts, pending, ends_cr, maxlen, space)
+                    body = chunk[first + 1:last]
+                parts = []
+                pending = 0
+            if body:
+                yield from _blocks_and_lines(body, maxlen, space)
+            tail = chunk[last + 1:]
+            if tail:
+                pending = _extend(parts, 0, tail, gather)
+                ends_cr = tail.endswith(b"\r")
+            continue
         lines = chunk.split(b"\n")
         tail = lines.pop()
         if pending:
@@ -695,22 +742,59 @@ def _split_lines(stream: Any, maxlen: int, read: OriginRead) -> Iterator[tuple[b
             parts = []
             pending = 0
             lines[0] = b""
-        crlf = b"\r" in chunk
-        for line in lines:
-            if crlf and line.endswith(b"\r"):
-                line = line[:-1]
-            if not line or (line[0] in space and line.isspace()):
-                continue
-            if len(line) > maxlen:
-                yield line[:OVERSIZED_KEEP], len(line)
-                continue
-            yield line, 0
+        yield from _each_line(lines, b"\r" in chunk, maxlen, space)
         if tail:
             pending = _extend(parts, 0, tail, gather)
             ends_cr = tail.endswith(b"\r")
     read.bytes += nbytes
     if pending:
         yield from _finish(parts, pending, ends_cr, maxlen, space)
+
+
+def _each_line(lines: list[bytes], crlf: bool, maxlen: int, space: frozenset[int]) -> Iterator[tuple[bytes, int]]:
+    """_split_lines' items for complete lines (CR dropped, blank lines skipped, oversized ones measured)."""
+    for line in lines:
+        if crlf and line.endswith(b"\r"):
+            line = line[:-1]
+        if not line or (line[0] in space and line.isspace()):
+            continue
+        if len(line) > maxlen:
+            yield line[:OVERSIZED_KEEP], len(line)
+            continue
+        yield line, 0
+
+
+def _blocks_and_lines(body: bytes, maxlen: int, space: frozenset[int]) -> Iterator[tuple[bytes, int]]:
+    """_split_lines' items for `body` (complete lines, without the last newline): each run of lines that are
+    plain JSON-lines records as one (lines, -count) item, the other lines one by one as _each_line gives them
+    (blank or whitespace-led lines, arrays and `{"Records"` envelopes to expand, lines longer than maxlen).
+    CRLF line ends are dropped first, as line-by-line reading drops them. Vectorised: ~0.2 µs a line."""
+    if b"\r" in body:
+        plain = body.replace(b"\r\n", b"\n")
+        if b"\r" in plain:  # a CR inside a line: line by line, which keeps it
+            yield from _each_line(body.split(b"\n"), True, maxlen, space)
+            return
+        body = plain
+    text = np.frombuffer(body, dtype=np.uint8)
+    newlines = np.flatnonzero(text == 0x0A)
+    starts = np.concatenate((np.zeros(1, dtype=newlines.dtype), newlines + 1))
+    ends = np.append(newlines, len(text))
+    first = text[np.minimum(starts, len(text) - 1)]
+    odd = (starts == ends) | _NOT_BLOCK_START[first]
+    if len(body) > maxlen:
+        odd |= ends - starts > maxlen
+    # `{"R...` lines, then the exact prefix of the few that are
+    near = np.minimum(starts + 2, len(text) - 1)
+    for line in np.flatnonzero((first == 0x7B) & (text[near] == 0x52) & (text[near - 1] == 0x22)).tolist():
+        if body.startswith(b'{"Records"', int(starts[line])):
+            odd[line] = True
+    run = 0  # the first line of the current run of plain lines
+    for line in [*np.flatnonzero(odd).tolist(), len(starts)]:
+        if line > run:
+            yield body[starts[run]:ends[line - 1]], run - line
+        if line < len(starts):
+            yield from _each_line([body[starts[line]:ends[line]]], False, maxlen, space)
+        run = line + 1
 
 
 def _extend(parts: list[bytes], pending: int, more: bytes, gather: int) -> int:
