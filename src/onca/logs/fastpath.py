@@ -10,8 +10,8 @@ batch is converted in bulk, by one of two routes:
 - the dict route (records already decoded by a reader, or text Arrow refused): orjson dicts, then one
   `pa.array(events, type=struct)` call for strings, booleans and timestamp text, and `json` fields and
   numbers taken in Python with exact type checks.
-Then, on both, timestamps and indicators are computed once per distinct value (dictionary encoding), and the
-p_any_* lists are assembled with numpy. The result is the same table the Python path builds.
+Then, on both, timestamps are parsed once per distinct value and the p_any_* lists are built column-wise
+(onca.logs.indicator_columns). The result is the same table the Python path builds.
 
 Exactness over coverage: whatever this path cannot do exactly goes back to the Python path, record by
 record, where it is normalised, drift-recorded or quarantined as before:
@@ -43,7 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from onca.logs.indicators import INDICATOR_FIELDS, combined_scanner
+from onca.logs.indicator_columns import IndicatorColumns
+from onca.logs.indicators import combined_scanner
 from onca.logs.model import NOT_DECODED, LineBlock, RawRecord, Source
 from onca.logs.normalize import Compiler, row_id_prefix
 from onca.logs.schema import LogSchema
@@ -52,10 +53,10 @@ from onca.logs.timeformats import time_parser
 BATCH_RECORDS = 10_000  # ~1.4 KB CloudTrail lines: ~15 MB of text and ~100 MB of decoded dicts at a time
 _CHUNK = 256  # rows per probe when looking for the rows Arrow refuses
 _TEXT_BLOCK = 500  # records per block when a batch's text is read again after a refusal
+_JSON_PIECE = 1 << 20  # bytes of text whose json fields are decoded and re-encoded together
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
-_STRINGS = pa.list_(pa.string())
 _ARROW_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
 _INT_RANGES = {"int": (-(2**63), 2**63 - 1), "bigint": (-(2**63), 2**63 - 1), "smallint": (-(2**15), 2**15 - 1)}
 _EXACT_FLOAT = 2**53  # ints beyond this do not survive float() unchanged in every engine: left to the Python path
@@ -168,7 +169,7 @@ class FastPath:
         text = blocks[0].data if len(blocks) == 1 else b"\n".join(block.data for block in blocks)
         count = sum(block.count for block in blocks)
         bad: set[int] = set()
-        leaves = self._block_json_columns(blocks, bad) if _valid_utf8(text) else None
+        leaves = self._block_json_columns(text, count, bad) if _valid_utf8(text) else None
         try:
             bulk = _read_json(text, self._text_schema) if leaves is not None else None
         except _ARROW_ERRORS:
@@ -184,22 +185,26 @@ class FastPath:
             return []
         return [record for block in blocks for record in block.records()]
 
-    def _block_json_columns(self, blocks: list[LineBlock], bad: set[int]) -> dict[int, pa.Array] | None:
-        """The json columns of the blocks (as _json_columns), or None if msgspec refuses a line. Decoded and
-        re-encoded block by block: the decoded values of ~1 MB of text stay in the CPU caches between the two
-        steps, which makes them twice as fast as over a whole batch."""
+    def _block_json_columns(self, text: bytes, count: int, bad: set[int]) -> dict[int, pa.Array] | None:
+        """The json columns of `count` lines of text (as _json_columns), or None if msgspec refuses a line.
+        Decoded and re-encoded ~1 MiB of text at a time: the decoded values stay in the CPU caches between the
+        two steps, which makes them twice as fast as over a whole batch."""
         decode_lines = self._json_decoder.decode_lines
+        view = memoryview(text)
         parts: list[dict[int, pa.Array]] = []
-        offset = 0
-        for block in blocks:
+        offset = start = 0
+        while start < len(text):
+            end = text.find(b"\n", start + _JSON_PIECE)
+            end = len(text) if end < 0 else end
             try:
-                objects = decode_lines(block.data)
+                objects = decode_lines(view[start:end])
             except _DECODE_ERRORS:
                 return None
-            if len(objects) != block.count:
-                return None
             parts.append(_json_columns(objects, self._json_paths, bad, offset))
-            offset += block.count
+            offset += len(objects)
+            start = end + 1
+        if offset != count:
+            return None
         if len(parts) == 1:
             return parts[0]
         return {key: pa.concat_arrays([part[key] for part in parts]) for key in parts[0]}
@@ -343,12 +348,12 @@ class FastPath:
         the rows whose values do not fit are collected in `bad` and raised with the table (_BadRows)."""
         n = len(bulk)
         bulk_fields = {name: i for i, name in enumerate(bulk.type.names)}
-        found: list[tuple[np.ndarray, list[list[tuple[str, str]]], np.ndarray | None]] = []
+        indicators = IndicatorColumns()
         columns: list[pa.Array] = []
         times: dict[int, pa.Array] = {}
         for node in self.roots:
             raw = bulk.field(bulk_fields[node.name]) if node.name in bulk_fields else None
-            array = self._finish(node, raw, leaves, None, bad, found, times)
+            array = self._finish(node, raw, leaves, None, bad, indicators, times)
             if node.required:
                 _require(None, array, None, bad)
             columns.append(array)
@@ -363,7 +368,7 @@ class FastPath:
         columns.append(row_ids)
         columns.append(pa.array([self.source.id] * n, pa.string()))
         columns.append(pa.array([self.source.label] * n, pa.string()))
-        columns.extend(_indicator_lists(found, n))
+        columns.extend(indicators.columns(n))
         columns.append(pa.nulls(n, pa.string()))
         table = pa.Table.from_arrays(columns, schema=self.arrow_schema)
         if bad:
@@ -384,7 +389,7 @@ class FastPath:
     # -- one field ---------------------------------------------------------------------------------------
 
     def _finish(self, node: _Node, raw: pa.Array | None, leaves: dict[int, pa.Array], owner: np.ndarray | None,
-                bad: set[int], found: list[Any], times: dict[int, pa.Array]) -> pa.Array:
+                bad: set[int], indicators: IndicatorColumns, times: dict[int, pa.Array]) -> pa.Array:
         """The final array of `node` from its bulk-read `raw` (parent nulls applied) or from `leaves`.
 
         A null in the result is exactly "absent from the Python path's row", so it also serves the required
@@ -393,7 +398,7 @@ class FastPath:
         kind = node.kind
         if kind == "string":
             if node.scan is not None:
-                self._scan(node, raw, owner, found)
+                indicators.add(node.scan, raw, owner)
             return raw
         if kind == "boolean":
             return raw
@@ -412,7 +417,7 @@ class FastPath:
             arrays = []
             valid = None
             for child, child_raw in zip(node.children, _align(node, raw, children), strict=True):
-                array = self._finish(child, child_raw, leaves, owner, bad, found, times)
+                array = self._finish(child, child_raw, leaves, owner, bad, indicators, times)
                 if child.required:
                     _require(raw, array, owner, bad)
                 arrays.append(array)
@@ -422,7 +427,7 @@ class FastPath:
         if kind == "array":
             parents = pc.list_parent_indices(raw).to_numpy()
             element_owner = parents if owner is None else owner[parents]
-            element = self._finish(node.element, raw.values, leaves, element_owner, bad, found, times)  # type: ignore[arg-type]
+            element = self._finish(node.element, raw.values, leaves, element_owner, bad, indicators, times)  # type: ignore[arg-type]
             return pa.ListArray.from_arrays(raw.offsets, element, type=node.arrow, mask=raw.is_null())
         raise AssertionError(kind)
 
@@ -489,17 +494,6 @@ class FastPath:
             positions = np.flatnonzero(np.isin(encoded.indices.to_numpy(zero_copy_only=False), refused))
             bad.update((positions if owner is None else owner[positions]).tolist())
         return pa.array(micros, _TIMESTAMP).take(encoded.indices)
-
-    def _scan(self, node: _Node, raw: pa.Array, owner: np.ndarray | None, found: list[Any]) -> None:
-        """Indicators of each distinct non-empty value, scanned once; kept with the value's positions."""
-        if raw.null_count == len(raw):
-            return
-        encoded = raw.dictionary_encode()
-        scan = node.scan
-        per_value = [scan(text) if text else () for text in encoded.dictionary.to_pylist()]  # type: ignore[misc]
-        if any(per_value):
-            indices = encoded.indices.fill_null(-1).to_numpy()
-            found.append((indices, per_value, owner))
 
 
 _RFC3339 = time_parser("rfc3339")
@@ -625,51 +619,6 @@ def _require(parent: pa.Array | None, present: pa.Array, owner: np.ndarray | Non
     if pc.any(missing).as_py():
         positions = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
         bad.update((positions if owner is None else owner[positions]).tolist())
-
-
-def _indicator_lists(found: list[tuple[np.ndarray, list[Any], np.ndarray | None]], n: int) -> list[pa.Array]:
-    """The p_any_* columns: per row, the sorted distinct values of each kind (null when none), as normalize does."""
-    rows: dict[str, list[np.ndarray]] = {}
-    ids: dict[str, list[np.ndarray]] = {}
-    interned: dict[str, dict[str, int]] = {}
-    for indices, per_value, owner in found:
-        # Scanners yield a few (column, value) pairs per distinct value; handle them slot by slot.
-        width = max(len(pairs) for pairs in per_value)
-        for slot in range(width):
-            by_column: dict[str, np.ndarray] = {}
-            for unique, pairs in enumerate(per_value):
-                if len(pairs) > slot:
-                    column, value = pairs[slot]
-                    lookup = by_column.get(column)
-                    if lookup is None:
-                        lookup = by_column[column] = np.full(len(per_value) + 1, -1, dtype=np.int64)
-                    table = interned.setdefault(column, {})
-                    lookup[unique] = table.setdefault(value, len(table))
-            for column, lookup in by_column.items():
-                value_ids = lookup[indices]  # index -1 (a null value) reads the extra -1 at the end
-                hit = np.flatnonzero(value_ids >= 0)
-                if len(hit):
-                    rows.setdefault(column, []).append(hit if owner is None else owner[hit])
-                    ids.setdefault(column, []).append(value_ids[hit])
-    out = []
-    for column in INDICATOR_FIELDS:
-        if column not in rows:
-            out.append(pa.nulls(n, _STRINGS))
-            continue
-        values = list(interned[column])
-        order = sorted(range(len(values)), key=values.__getitem__)  # code point order, as list.sort
-        rank = np.empty(len(values), dtype=np.int64)
-        rank[order] = np.arange(len(values))
-        width = len(values)
-        keys = np.unique(np.concatenate(rows[column]).astype(np.int64) * width + rank[np.concatenate(ids[column])])
-        row_of, ranks = keys // width, keys % width
-        counts = np.bincount(row_of, minlength=n)
-        offsets = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(counts, out=offsets[1:])
-        sorted_values = pa.array([values[i] for i in order], pa.string())
-        out.append(pa.ListArray.from_arrays(pa.array(offsets), sorted_values.take(pa.array(ranks)),
-                                            type=_STRINGS, mask=pa.array(counts == 0)))
-    return out
 
 
 def _check_lists(node: _Node, events: list[dict[str, Any]], bad: set[int]) -> None:

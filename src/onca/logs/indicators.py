@@ -191,6 +191,7 @@ def combined_scanner(names: list[str]) -> Callable[[str], Found]:
         return found
 
     scan.cache = cache  # type: ignore[attr-defined]  # the hot path reads it without the call
+    scan.parts = tuple(parts)  # type: ignore[attr-defined]  # which scanners: column-wise shortcuts depend on it
     return scan
 
 
