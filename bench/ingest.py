@@ -3,7 +3,9 @@
     python bench/ingest.py events.ndjson --log-type AWS.CloudTrail
 
 The baseline is a plain `orjson.loads` pass over the same lines (for a text log type, a plain compiled
-regular expression over each line), on the same core. The last line is
+regular expression over each line), on the same core, the faster of two runs, with the file already in the
+page cache for both sides. The file is ingested twice in the process (into fresh lakes); the second pass is
+the measure, the first (which also pays the process's one-time costs) is printed before it. The last line is
 `events=N events_per_s=X baseline_events_per_s=Y ratio=X/Y`; before it the peak resident memory is
 printed, so runs over files of different sizes show whether memory stays flat.
 """
@@ -61,18 +63,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.log_type not in registry:
         parser.error(f"unknown log type {args.log_type}; known: {', '.join(registry.names())}")
     text = registry.get(args.log_type).parser_kind != "json"
-    base_events, base_seconds = baseline(args.file, text)
-    with tempfile.TemporaryDirectory() as scratch:
-        lake = args.lake or Path(scratch) / "lake"
-        started = time.perf_counter()
-        summary = ingest([str(args.file)], lake=lake, registry=registry, log_types=[args.log_type], force=True,
-                         source=Source("bench", "bench", [args.log_type]))
-        seconds = time.perf_counter() - started
+    # Both sides read the file from the page cache: a first, cold read would slow the baseline (and flatter
+    # the ratio); the faster of two baseline runs is kept, which only makes the ratio harder to reach.
+    with args.file.open("rb") as handle:
+        while handle.read(1 << 24):
+            pass
+    base_events, base_seconds = min((baseline(args.file, text) for _ in range(2)), key=lambda run: run[1])
+    # Two passes in one process, as `onca ingest DIR` goes file after file; the second is the measure. The first
+    # also pays the process's one-time costs (the heap growing to its working set, lazy imports), printed too.
+    passes = []
+    for _ in range(2):
+        with tempfile.TemporaryDirectory() as scratch:
+            lake = args.lake or Path(scratch) / "lake"
+            started = time.perf_counter()
+            summary = ingest([str(args.file)], lake=lake, registry=registry, log_types=[args.log_type], force=True,
+                             source=Source("bench", "bench", [args.log_type]))
+            passes.append(time.perf_counter() - started)
+    seconds = passes[-1]
     rate, base_rate = summary.events / seconds, base_events / base_seconds
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{summary.records:,} records: {summary.events:,} events, {summary.quarantined:,} quarantined, "
           f"{summary.headers:,} header lines; file {args.file.stat().st_size / 1e6:.1f} MB; peak RSS {peak_mb:.0f} MB")
     print(f"baseline ({'regex' if text else 'orjson.loads'}): {base_events:,} lines in {base_seconds:.2f} s")
+    print(f"ingest: first pass (cold process) {passes[0]:.2f} s = {summary.events / passes[0]:,.0f} events/s "
+          f"(ratio {summary.events / passes[0] / base_rate:.3f}); second pass {seconds:.2f} s")
     print(f"events={summary.events} events_per_s={rate:.0f} baseline_events_per_s={base_rate:.0f} "
           f"ratio={rate / base_rate:.3f}")
     return 0

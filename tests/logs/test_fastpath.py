@@ -13,6 +13,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from onca.lake.writer import to_arrow
+from onca.logs import readers
 from onca.logs.fastpath import FastPath
 from onca.logs.model import LineBlock, ParseError, RawRecord, Source
 from onca.logs.pipeline import ingest
@@ -258,5 +259,26 @@ def test_blocks_give_exactly_the_python_rows(tmp_path: Path, cloudtrail: LogSche
     # The first line was decoded when the file's shape was sniffed; the last one, with no newline after it,
     # is only known to be complete at the end of the file: both come as records, the rest as blocks.
     assert slow == [] and fast.routes == {"blocks": 1998, "dicts": 1, "text": 1, "python": 0}
+    records = [r for item in items for r in (item.records() if isinstance(item, LineBlock) else [item])]
+    _assert_same_as_python(cloudtrail, records, table, slow)
+
+
+def test_a_refused_line_costs_its_block_not_the_batch(tmp_path: Path, cloudtrail: LogSchema,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readers, "CHUNK", 64 << 10)
+    lines = [json.dumps(_event(i)).encode() for i in range(1500)]
+    lines[400] = json.dumps(_event(400, eventName=12345)).encode()  # a number in a string field: Arrow refuses
+    lines[1100] = b'{"eventName": "X", "eventName": "Y"}'  # a repeated key: Arrow refuses
+    log = tmp_path / "ct.ndjson"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    items = list(read_records(log, origin=str(log), report=ReadReport(), blocks=True))
+    blocks = [item for item in items if isinstance(item, LineBlock)]
+    assert len(blocks) > 20
+    fast = FastPath.compile(cloudtrail, SOURCE, PARSE_TIME)
+    assert fast is not None
+    table, slow = fast.convert(items)
+    refused = [b for b in blocks if any(b.position <= line < b.position + b.count for line in (400, 1100))]
+    assert fast.routes["blocks"] == sum(b.count for b in blocks) - sum(b.count for b in refused)
+    assert [r.position for r in slow] == [400, 1100]
     records = [r for item in items for r in (item.records() if isinstance(item, LineBlock) else [item])]
     _assert_same_as_python(cloudtrail, records, table, slow)

@@ -164,26 +164,53 @@ class FastPath:
     def _convert_blocks(self, blocks: list[LineBlock], tables: list[pa.Table],
                         slow: list[RawRecord]) -> list[RawRecord]:
         """The text route for whole blocks: one msgspec pass over the text for the json fields, one Arrow read, row
-        ids computed in bulk. Rows whose values do not fit go to `slow`; a line Arrow or msgspec refuses, or
-        invalid UTF-8 anywhere, returns the blocks' records for the per-record text route, which finds them."""
-        text = blocks[0].data if len(blocks) == 1 else b"\n".join(block.data for block in blocks)
-        count = sum(block.count for block in blocks)
-        bad: set[int] = set()
-        leaves = self._block_json_columns(text, count, bad) if _valid_utf8(text) else None
-        try:
-            bulk = _read_json(text, self._text_schema) if leaves is not None else None
-        except _ARROW_ERRORS:
-            bulk = None
-        if bulk is not None and len(bulk) == count:
-            row_ids = pa.concat_arrays([self._block_row_ids(block) for block in blocks])
+        ids computed in bulk, one table. Rows whose values do not fit go to `slow`. When a line is refused (Arrow
+        or msgspec refuse it, or invalid UTF-8), the blocks are read one by one and only the refused blocks'
+        records are returned, for the per-record text route, which finds the lines."""
+        whole = self._read_text(blocks[0].data if len(blocks) == 1 else b"\n".join(b.data for b in blocks),
+                                sum(block.count for block in blocks))
+        kept, refused, parts = blocks, [], [whole]
+        if whole is None:
+            kept, parts = [], []
+            for block in blocks:
+                read = self._read_text(block.data, block.count)
+                if read is None:
+                    refused.append(block)
+                else:
+                    kept.append(block)
+                    parts.append(read)
+        if parts:
+            bulk = parts[0][0] if len(parts) == 1 else pa.concat_arrays([part[0] for part in parts])
+            leaves = parts[0][1] if len(parts) == 1 else \
+                {key: pa.concat_arrays([part[1][key] for part in parts]) for key in parts[0][1]}
+            bad: set[int] = set()
+            offset = 0
+            for part in parts:
+                bad.update(offset + row for row in part[2])
+                offset += len(part[0])
+            row_ids = pa.concat_arrays([self._block_row_ids(block) for block in kept])
             try:
                 tables.append(self._build(bulk, leaves, row_ids, bad))
-                self.routes["blocks"] += count
+                self.routes["blocks"] += len(row_ids)
             except _BadRows as bad_rows:
-                records = [record for block in blocks for record in block.records()]
+                records = [record for block in kept for record in block.records()]
                 self.routes["blocks"] += _keep_fitting(bad_rows, records, tables, slow)
-            return []
-        return [record for block in blocks for record in block.records()]
+        return [record for block in refused for record in block.records()]
+
+    def _read_text(self, text: bytes, count: int) -> tuple[pa.StructArray, dict[int, pa.Array], set[int]] | None:
+        """Arrow's read, the json columns and the rows whose json values orjson refuses, for `count` lines of
+        text; None if a line is refused."""
+        if not _valid_utf8(text):
+            return None
+        bad: set[int] = set()
+        leaves = self._block_json_columns(text, count, bad)
+        if leaves is None:
+            return None
+        try:
+            bulk = _read_json(text, self._text_schema)
+        except _ARROW_ERRORS:
+            return None
+        return (bulk, leaves, bad) if len(bulk) == count else None
 
     def _block_json_columns(self, text: bytes, count: int, bad: set[int]) -> dict[int, pa.Array] | None:
         """The json columns of `count` lines of text (as _json_columns), or None if msgspec refuses a line.
@@ -192,7 +219,7 @@ class FastPath:
         decode_lines = self._json_decoder.decode_lines
         view = memoryview(text)
         parts: list[dict[int, pa.Array]] = []
-        offset = start = 0
+        start = offset = 0
         while start < len(text):
             end = text.find(b"\n", start + _JSON_PIECE)
             end = len(text) if end < 0 else end

@@ -706,15 +706,17 @@ def _split_lines(stream: Any, maxlen: int, read: OriginRead, *, blocks: bool = F
         nbytes += len(chunk)
         last = chunk.rfind(b"\n") if blocks else -1
         if last >= 0:
-            body = chunk[:last]
-            if pending:  # the chunk's first line ends the unfinished one
+            if not pending:
+                body = chunk[:last]
+            else:  # the chunk's first line ends the unfinished one
                 first = chunk.find(b"\n")
                 head = chunk[:first]
                 pending = _extend(parts, pending, head, gather)
                 if head:
                     ends_cr = head.endswith(b"\r")
-                if pending <= maxlen:  # gathered whole: it leads the block
-                    body = b"".join(parts) + chunk[first:last]
+                if pending <= maxlen:  # gathered whole: it leads the block (one copy: join takes a view)
+                    parts.append(memoryview(chunk)[first:last])
+                    body = b"".join(parts)
                 else:
                     yield from _finish(parts, pending, ends_cr, maxlen, space)
                     body = chunk[first + 1:last]
