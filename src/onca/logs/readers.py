@@ -817,14 +817,7 @@ def _finish(parts: list[bytes], size: int, ends_cr: bool, maxlen: int,
     if size > maxlen + 1:  # only its start was kept
         yield line[:OVERSIZED_KEEP], size - ends_cr
         return
-    if ends_cr:
-        line = line[:-1]
-    if not line or (line[0] in space and line.isspace()):
-        return
-    if len(line) > maxlen:
-        yield line[:OVERSIZED_KEEP], len(line)
-        return
-    yield line, 0
+    yield from _each_line([line], ends_cr, maxlen, space)
 
 
 def _byte_at(chunks: list[bytes], offset: int) -> int:
