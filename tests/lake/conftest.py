@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from onca.lake import writer as writer_module
 from onca.lake.layout import STRINGS, TIMESTAMP
 
 T0 = datetime(2025, 3, 1, 10, 15, tzinfo=UTC)
@@ -57,3 +58,10 @@ def make_row(n: int, at: datetime = T0, *, ip: str = "10.0.0.1", user: str = "al
 @pytest.fixture
 def lake(tmp_path):
     return tmp_path / "lake"
+
+
+@pytest.fixture(autouse=True)
+def index_every_file(monkeypatch):
+    """These tests' hand-built files hold a few rows: index them all, so the sidecars are what is tested
+    (test_writer checks the default, which leaves small batch files unindexed)."""
+    monkeypatch.setattr(writer_module, "SMALL_FILE_ROWS", 1)

@@ -10,7 +10,8 @@ import pytest
 
 from onca.lake import writer as writer_module
 from onca.lake.catalog import Catalog
-from onca.lake.layout import table_name
+from onca.lake.layout import index_path, table_name
+from onca.lake.search import search
 from onca.lake.writer import LakeWriter
 from onca.logs.model import QuarantinedRecord, RawRecord, Source
 
@@ -130,3 +131,14 @@ def test_quarantine_round_trip_keeps_raw_bytes(lake):
     assert orjson.loads(got[0][1]) == {"AWS.CloudTrail": "not JSON", "Okta.SystemLog": "missing published"}
     assert got[0][2] == ["AWS.CloudTrail", "Okta.SystemLog"]
     assert got[3][3:] == ("/logs/a.gz", 3, "src-9", "uploads", T0)
+
+
+def test_small_files_have_no_index_nor_dictionaries_and_are_still_searched(lake, monkeypatch):
+    monkeypatch.setattr(writer_module, "SMALL_FILE_ROWS", 3)
+    small = LakeWriter(lake).write("Test.Events", [make_row(1, T0), make_row(2, T0)], SCHEMA)
+    indexed = LakeWriter(lake).write("Test.Events", [make_row(n, T0, ip="10.9.9.9") for n in range(3, 6)], SCHEMA)
+    assert not index_path(small[0]).exists() and index_path(indexed[0]).exists()
+    assert not pq.read_metadata(small[0]).row_group(0).column(0).has_dictionary_page
+    assert pq.read_metadata(indexed[0]).row_group(0).column(0).has_dictionary_page
+    assert sorted(h.p_row_id for h in search(lake, "ip", "10.0.0.1")) == ["Test.Events-000001", "Test.Events-000002"]
+    assert len(search(lake, "ip", "10.9.9.9")) == 3

@@ -13,7 +13,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from onca.lake.writer import to_arrow
-from onca.logs import readers
+from onca.logs import pipeline, readers
 from onca.logs.fastpath import FastPath
 from onca.logs.model import LineBlock, ParseError, RawRecord, Source
 from onca.logs.pipeline import ingest
@@ -282,3 +282,22 @@ def test_a_refused_line_costs_its_block_not_the_batch(tmp_path: Path, cloudtrail
     assert [r.position for r in slow] == [400, 1100]
     records = [r for item in items for r in (item.records() if isinstance(item, LineBlock) else [item])]
     _assert_same_as_python(cloudtrail, records, table, slow)
+
+
+def test_input_spread_over_many_hours_makes_one_file_per_hour(tmp_path: Path, cloudtrail: LogSchema,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every batch touches all 40 hours; rows are held by partition across batches, so each hour gets one file
+    (not one per batch), and every record lands once."""
+    monkeypatch.setattr(pipeline, "BATCH_RECORDS", 500)
+    events = [_event(i, eventTime=f"2024-05-{1 + (i * 7) % 40 // 24:02d}T{(i * 7) % 40 % 24:02d}:00:00Z")
+              for i in range(3000)]
+    log = tmp_path / "spread.ndjson"
+    log.write_bytes(b"\n".join(json.dumps(e).encode() for e in events) + b"\n")
+    summary = ingest([str(log)], lake=tmp_path / "lake", registry=SchemaRegistry.load(), log_types=["AWS.CloudTrail"],
+                     source=SOURCE)
+    assert summary.conserved and summary.events == 3000
+    files = list((tmp_path / "lake" / "aws_cloudtrail").rglob("*.parquet"))
+    assert len(files) == 40
+    stored = ds.dataset(tmp_path / "lake" / "aws_cloudtrail", format="parquet", partitioning="hive").to_table()
+    assert sorted(stored.column("p_row_id").to_pylist()) == sorted(set(stored.column("p_row_id").to_pylist()))
+    assert stored.num_rows == 3000

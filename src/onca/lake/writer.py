@@ -48,6 +48,11 @@ from onca.logs.model import QuarantinedRecord
 
 _HOUR_US = 3_600_000_000
 ROW_GROUP_ROWS = 128 * 1024  # small enough for row-group pruning on p_event_time, big enough to compress well
+# A file with fewer rows is written without dictionary pages (each page costs a compression call, ~0.8 ms a
+# file in all, for little gain at this size) and, when batches publish it, without an indicator sidecar: search
+# reads such a file whole, which costs about what reading its sidecar would. Compaction rewrites small files
+# into one with both. Input spread over many hours makes many small files.
+SMALL_FILE_ROWS = 1_000
 _CONVERSION_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
 
 
@@ -65,7 +70,7 @@ def write_parquet_atomic(table: pa.Table, target: Path, *, index: bool = True) -
             _publish(directory, index_path(target), lambda path: lake_index.write(sidecar, path))
     _publish(directory, target, lambda path: pq.write_table(
         table, path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP_ROWS,
-        write_statistics=statistics_columns(table.schema)))
+        use_dictionary=table.num_rows >= SMALL_FILE_ROWS, write_statistics=statistics_columns(table.schema)))
     fsync_dir(directory)
     return target
 
@@ -141,35 +146,17 @@ class LakeWriter:
         return self._publish_by_hour(table_name(log_type), table, micros, "p_event_time")
 
     def write_table(self, table: str, data: pa.Table, *, time_column: str = "p_event_time") -> list[Path]:
-        """Group by the hour of `time_column`, publish one file per partition (fast path, compaction, quarantine).
+        """Group by the hour of `time_column`, publish one file per partition (fast path, compaction, quarantine)."""
+        return [self.publish_hour(table, hour, part) for hour, part in group_by_hour(data, time_column)]
 
-        Rows keep their order within an hour: a stable sort by hour, and no reordering at all when the hours
-        already ascend (Table.take on nested columns costs ~0.7 µs a row; a file is one row group, so sorting
-        inside the hour would not make its statistics any tighter)."""
-        micros = _fill_times(data, time_column).cast(pa.int64()).to_numpy()
-        hours = micros // _HOUR_US
-        if len(hours) > 1 and bool(np.any(hours[1:] < hours[:-1])):
-            order = np.argsort(hours, kind="stable")
-            data = data.take(order)
-            micros = micros[order]
-        return self._publish_by_hour(table, data, micros, time_column)
+    def publish_hour(self, table: str, hour: int, data: pa.Table) -> Path:
+        """Publish rows of one hour partition (`hour`: hours since the epoch) as one file, named by their ids."""
+        row_ids = data.column("p_row_id").to_pylist() if "p_row_id" in data.column_names else []
+        target = self.root / table / partition_of(datetime.fromtimestamp(hour * 3600, tz=UTC)) / batch_name(row_ids)
+        return write_parquet_atomic(data, target, index=data.num_rows >= SMALL_FILE_ROWS)
 
     def _publish_by_hour(self, table: str, data: pa.Table, micros: np.ndarray, time_column: str) -> list[Path]:
-        """`data` grouped by the hour of `micros` (its time column, nulls filled): one file per hour partition."""
-        position = data.schema.get_field_index(time_column)
-        if data.column(position).null_count:
-            data = data.set_column(position, data.schema.field(position), pa.array(micros, type=TIMESTAMP))
-        hours = micros // _HOUR_US
-        cuts = (np.flatnonzero(hours[1:] != hours[:-1]) + 1).tolist()
-        starts, ends = [0, *cuts], [*cuts, len(micros)]
-        row_ids = data.column("p_row_id").to_pylist() if "p_row_id" in data.column_names else None
-        written = []
-        for start, end in zip(starts, ends, strict=True):
-            hour = datetime.fromtimestamp(int(hours[start]) * 3600, tz=UTC)
-            name = batch_name(row_ids[start:end] if row_ids is not None else [])
-            target = self.root / table / partition_of(hour) / name
-            written.append(write_parquet_atomic(data.slice(start, end - start), target))
-        return written
+        return [self.publish_hour(table, hour, part) for hour, part in _hour_slices(data, micros, time_column)]
 
     def write_quarantine(self, records: Iterable[QuarantinedRecord], parse_time: datetime) -> list[Path]:
         """Store records no parser accepted, raw bytes unchanged, partitioned by parse time."""
@@ -202,6 +189,33 @@ def _event_micros(rows: list[dict[str, Any]]) -> np.ndarray | None:
     except _CONVERSION_ERRORS:
         return None
     return times.cast(pa.int64()).to_numpy()
+
+
+def group_by_hour(data: pa.Table, time_column: str = "p_event_time") -> list[tuple[int, pa.Table]]:
+    """`data` cut by the hour of `time_column` (hours since the epoch, ascending), nulls in it filled (see
+    _fill_times). Rows keep their order within an hour: a stable sort by hour, and no reordering at all when the
+    hours already ascend (Table.take on nested columns costs ~0.7 µs a row; a file is one row group, so sorting
+    inside the hour would not make its statistics any tighter)."""
+    if not data.num_rows:
+        return []
+    micros = _fill_times(data, time_column).cast(pa.int64()).to_numpy()
+    hours = micros // _HOUR_US
+    if len(hours) > 1 and bool(np.any(hours[1:] < hours[:-1])):
+        order = np.argsort(hours, kind="stable")
+        data = data.take(order)
+        micros = micros[order]
+    return _hour_slices(data, micros, time_column)
+
+
+def _hour_slices(data: pa.Table, micros: np.ndarray, time_column: str) -> list[tuple[int, pa.Table]]:
+    """`data` (grouped by hour of `micros`, its time column with nulls filled) as one slice per hour."""
+    position = data.schema.get_field_index(time_column)
+    if data.column(position).null_count:
+        data = data.set_column(position, data.schema.field(position), pa.array(micros, type=TIMESTAMP))
+    hours = micros // _HOUR_US
+    cuts = (np.flatnonzero(hours[1:] != hours[:-1]) + 1).tolist()
+    return [(int(hours[start]), data.slice(start, end - start))
+            for start, end in zip([0, *cuts], [*cuts, len(micros)], strict=True)]
 
 
 def _fill_times(data: pa.Table, time_column: str) -> pa.ChunkedArray:

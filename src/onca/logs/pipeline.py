@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from onca.lake.partition_buffer import PartitionBuffer
 from onca.lake.writer import LakeWriter, to_arrow
 from onca.logs.classifier import Classifier
 from onca.logs.fastpath import BATCH_RECORDS, FastPath, gc_paused
@@ -139,6 +140,8 @@ def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Sour
     by_name = {schema.name: schema for schema in schemas}
     classifier = Classifier(parsers, source)
     batches: dict[str, list[dict[str, Any]]] = {}
+    # Rows are held by hour partition across batches, so input spread over many hours makes full files.
+    buffers: dict[str, PartitionBuffer] = {}
     records = 0
     summary.files += 1
     # One JSON log type: records go in batches through the columnar fast path; what it cannot do exactly comes
@@ -157,9 +160,18 @@ def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Sour
             counts.events += 1
             counts.bytes += size
             if len(batch) >= BATCH_ROWS:
-                _flush(writer, by_name[log_type], batch, summary)
+                store(log_type, to_arrow(batch, by_name[log_type].arrow_schema()))
+                batch.clear()
         elif classifier.last_quarantined is None:
             summary.headers += 1
+
+    def store(log_type: str, table: pa.Table) -> None:
+        started = time.perf_counter()
+        buffer = buffers.get(log_type)
+        if buffer is None:
+            buffer = buffers[log_type] = PartitionBuffer(writer, by_name[log_type].table_name)
+        buffer.add(table)
+        summary.by_type[log_type].seconds += time.perf_counter() - started
 
     def flush_fast() -> None:
         nonlocal pending_records
@@ -177,9 +189,7 @@ def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Sour
                 leftover = batches.pop(schema.name, None)
                 if leftover:  # the Python path's rows of this batch land in the same files
                     table = pa.concat_tables([table, to_arrow(leftover, schema.arrow_schema())])
-                started = time.perf_counter()
-                writer.write_table(schema.table_name, table)
-                counts.seconds += time.perf_counter() - started
+                store(schema.name, table)
         pending.clear()
         pending_records = 0
 
@@ -209,7 +219,12 @@ def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Sour
     if pending:
         flush_fast()
     for log_type, batch in batches.items():
-        _flush(writer, by_name[log_type], batch, summary)
+        if batch:
+            store(log_type, to_arrow(batch, by_name[log_type].arrow_schema()))
+    for log_type, buffer in buffers.items():  # before the file counts as ingested
+        started = time.perf_counter()
+        buffer.flush()
+        summary.by_type[log_type].seconds += time.perf_counter() - started
     quarantined = classifier.take_quarantined()
     if quarantined:
         writer.write_quarantine(quarantined, parse_time)
@@ -227,15 +242,6 @@ def _record_bytes(item: RawRecord | LineBlock) -> int:
     if item.__class__ is LineBlock:
         return len(item.data) - item.count + 1  # type: ignore[union-attr]
     return len(item.data)
-
-
-def _flush(writer: LakeWriter, schema: LogSchema, batch: list[dict[str, Any]], summary: IngestSummary) -> None:
-    if not batch:
-        return
-    started = time.perf_counter()
-    writer.write(schema.name, batch, schema.arrow_schema())
-    summary.by_type[schema.name].seconds += time.perf_counter() - started
-    batch.clear()
 
 
 def render_summary(summary: IngestSummary) -> str:
