@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from onca.api import tokens
 from onca.api.app import create_app
 from onca.core.access import ROLES, permissions_of
-from onca.core.users import create_invite, create_user, get_user, redeem_invite
+from onca.core.users import create_invite, create_user, get_user, redeem_invite, token_hash
 from onca.deploy.stacks import Deployment
 
 PASSWORD = "correct horse battery staple"
@@ -155,6 +155,6 @@ def session_cookie(app: FastAPI, email: str) -> tuple[str, str]:
         user = get_user(session, email)
         assert user is not None and user.status == "active"
         raw = sessions.create(session, user)
-        row = session.get(WebSession, sessions.id_hash(raw))
+        row = session.get(WebSession, token_hash(raw))
         assert row is not None
         return raw, row.csrf_token

@@ -7,7 +7,6 @@ ABSOLUTE_TIMEOUT whatever happens, on logout, and when its user is disabled (the
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from onca.core.users import token_hash
 from onca.store.models import User, WebSession, utcnow
 
 COOKIE = "onca_session"
@@ -24,11 +24,6 @@ ABSOLUTE_TIMEOUT = timedelta(hours=12)
 PARTIAL_TIMEOUT = timedelta(minutes=10)
 # last_seen_at is written at most this often, so reading pages does not turn into a write per request.
 TOUCH_INTERVAL = timedelta(minutes=1)
-
-
-def id_hash(raw: str) -> str:
-    """What the database keeps of a cookie value."""
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -44,7 +39,7 @@ def create(db: Session, user: User, *, stage: str = "full", source_ip: str = "",
     raw = secrets.token_urlsafe(32)
     now = utcnow()
     lifetime = ABSOLUTE_TIMEOUT if stage == "full" else PARTIAL_TIMEOUT
-    db.add(WebSession(id_hash=id_hash(raw), user_id=user.id, stage=stage, csrf_token=secrets.token_urlsafe(32),
+    db.add(WebSession(id_hash=token_hash(raw), user_id=user.id, stage=stage, csrf_token=secrets.token_urlsafe(32),
                       created_at=now, last_seen_at=now, expires_at=now + lifetime, source_ip=source_ip[:64],
                       user_agent=user_agent[:500]))
     db.flush()
@@ -55,7 +50,7 @@ def lookup(db: Session, raw: str | None) -> Current | None:
     """The live session of a cookie value, else None (unknown, idle too long, expired, user not active)."""
     if not raw or len(raw) > 200:
         return None
-    row = db.get(WebSession, id_hash(raw))
+    row = db.get(WebSession, token_hash(raw))
     if row is None:
         return None
     now = utcnow()
@@ -80,7 +75,7 @@ def promote(db: Session, current: Current) -> str:
 
 def end(db: Session, raw: str | None) -> None:
     if raw:
-        db.execute(delete(WebSession).where(WebSession.id_hash == id_hash(raw)))
+        db.execute(delete(WebSession).where(WebSession.id_hash == token_hash(raw)))
 
 
 def end_all(db: Session, user_id: int) -> int:

@@ -58,10 +58,43 @@ def with_health(request: Request, rows: list[Any]) -> list[dict[str, Any]]:
     return [{**sources.public_view(row), "health": health[row.name].as_json()} for row in rows]
 
 
-def create_source(db: Session, body: SourceIn) -> tuple[Any, str | None]:
+# The changes below are made, and audited, the same way from the API and from the console pages.
+
+
+def create_source(request: Request, db: Session, principal: Principal, body: SourceIn) -> tuple[Any, str | None]:
+    """Add the source (SourceError if it cannot be) and audit it; returns it and an http source's token."""
     config = sources.kind_config(body.kind, udp=body.udp, tcp=body.tcp, path=body.path,
                                  s3={key: getattr(body, key) for key in sources.S3_FIELDS})
-    return sources.add(db, body.name, body.kind, body.log_types, config)
+    row, token = sources.add(db, body.name, body.kind, body.log_types, config)
+    audit_event(request, principal, "source.created", row.name, {"kind": row.kind, "log_types": row.log_types})
+    return row, token
+
+
+def update_source(request: Request, db: Session, principal: Principal, name: str, changes: dict[str, Any]) -> Any:
+    """Change a source's log types and/or switch it on or off (`changes`: only what changes), audited."""
+    try:
+        row = sources.update(db, name, **changes)
+    except sources.SourceError as err:
+        raise source_error(err) from err
+    audit_event(request, principal, "source.updated", name, changes)
+    return row
+
+
+def delete_source(request: Request, db: Session, principal: Principal, name: str) -> None:
+    try:
+        row = sources.remove(db, name)
+    except sources.SourceError as err:
+        raise source_error(err) from err
+    audit_event(request, principal, "source.deleted", name, {"kind": row.kind, "log_types": row.log_types})
+
+
+def new_token(request: Request, db: Session, principal: Principal, name: str) -> str:
+    try:
+        token = sources.rotate_token(db, name)
+    except sources.SourceError as err:
+        raise source_error(err) from err
+    audit_event(request, principal, "source.token_rotated", name)
+    return token
 
 
 @router.get("", summary="List sources with their health")
@@ -74,10 +107,9 @@ def list_sources(request: Request, db: Db,
 def add_source(body: SourceIn, request: Request, db: Db,
                principal: Writer) -> dict[str, Any]:
     try:
-        row, token = create_source(db, body)
+        row, token = create_source(request, db, principal, body)
     except sources.SourceError as err:
         raise source_error(err) from err
-    audit_event(request, principal, "source.created", row.name, {"kind": row.kind, "log_types": row.log_types})
     return {"source": sources.public_view(row), "token": token,
             "ingest_path": f"/ingest/{row.name}" if row.kind == "http" else None}
 
@@ -104,34 +136,21 @@ def get_source(name: str, request: Request, db: Db,
 @router.patch("/{name}", summary="Change a source's log types or switch it on or off")
 def change_source(name: str, body: SourceChange, request: Request, db: Db,
                   principal: Writer) -> dict[str, Any]:
-    try:
-        row = sources.update(db, name, log_types=body.log_types, enabled=body.enabled)
-    except sources.SourceError as err:
-        raise source_error(err) from err
-    audit_event(request, principal, "source.updated", name, body.model_dump(exclude_none=True))
+    row = update_source(request, db, principal, name, body.model_dump(exclude_none=True))
     return {"source": sources.public_view(row)}
 
 
 @router.delete("/{name}", status_code=204, summary="Remove a source (its data stays in the lake)")
 def remove_source(name: str, request: Request, db: Db,
                   principal: Writer) -> Response:
-    try:
-        row = sources.remove(db, name)
-    except sources.SourceError as err:
-        raise source_error(err) from err
-    audit_event(request, principal, "source.deleted", name, {"kind": row.kind, "log_types": row.log_types})
+    delete_source(request, db, principal, name)
     return Response(status_code=204)
 
 
 @router.post("/{name}/token", summary="Issue a new token for an http source (the old one stops working)")
 def rotate_token(name: str, request: Request, db: Db,
                  principal: Writer) -> dict[str, Any]:
-    try:
-        token = sources.rotate_token(db, name)
-    except sources.SourceError as err:
-        raise source_error(err) from err
-    audit_event(request, principal, "source.token_rotated", name)
-    return {"name": name, "token": token}
+    return {"name": name, "token": new_token(request, db, principal, name)}
 
 
 @router.get("/{name}/quarantine", summary="Recently quarantined records of a source, with the parsers' reasons")

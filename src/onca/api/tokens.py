@@ -7,7 +7,6 @@ so disabling or demoting a user disarms their tokens at once.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from onca.core.access import ROLES, permissions_of, roles_of
+from onca.core.users import token_hash
 from onca.store.models import ApiToken, User, utcnow
 
 PREFIX = "onca_"
@@ -24,10 +24,6 @@ MAX_NAME = 200
 
 class TokenError(ValueError):
     """A token that cannot be created as asked (with the reason)."""
-
-
-def _hash(raw: str) -> str:
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ def create(db: Session, owner: User, name: str, role: str, owner_permissions: fr
     if expires_at is not None and expires_at <= utcnow():
         raise TokenError("the expiry must be in the future")
     raw = PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, owner_id=owner.id, role=role, token_hash=_hash(raw), prefix=raw[:len(PREFIX) + 4],
+    row = ApiToken(name=name, owner_id=owner.id, role=role, token_hash=token_hash(raw), prefix=raw[:len(PREFIX) + 4],
                    created_at=utcnow(), expires_at=expires_at)
     db.add(row)
     db.flush()
@@ -65,7 +61,7 @@ def lookup(db: Session, raw: str) -> Bearer | None:
     """The live token for a presented secret, else None (unknown, revoked, expired, owner not active)."""
     if not raw or len(raw) > 200:
         return None
-    row = db.scalars(select(ApiToken).where(ApiToken.token_hash == _hash(raw))).first()
+    row = db.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash(raw))).first()
     now = utcnow()
     if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None

@@ -143,7 +143,8 @@ class LakeWriter:
         table = to_arrow(rows, schema)
         if micros is None:  # p_event_time itself drifted: the slow, general path
             return self.write_table(table_name(log_type), table)
-        return self._publish_by_hour(table_name(log_type), table, micros, "p_event_time")
+        name = table_name(log_type)
+        return [self.publish_hour(name, hour, part) for hour, part in _hour_slices(table, micros, "p_event_time")]
 
     def write_table(self, table: str, data: pa.Table, *, time_column: str = "p_event_time") -> list[Path]:
         """Group by the hour of `time_column`, publish one file per partition (fast path, compaction, quarantine)."""
@@ -154,9 +155,6 @@ class LakeWriter:
         row_ids = data.column("p_row_id").to_pylist() if "p_row_id" in data.column_names else []
         target = self.root / table / partition_of(datetime.fromtimestamp(hour * 3600, tz=UTC)) / batch_name(row_ids)
         return write_parquet_atomic(data, target, index=data.num_rows >= SMALL_FILE_ROWS)
-
-    def _publish_by_hour(self, table: str, data: pa.Table, micros: np.ndarray, time_column: str) -> list[Path]:
-        return [self.publish_hour(table, hour, part) for hour, part in _hour_slices(data, micros, time_column)]
 
     def write_quarantine(self, records: Iterable[QuarantinedRecord], parse_time: datetime) -> list[Path]:
         """Store records no parser accepted, raw bytes unchanged, partitioned by parse time."""

@@ -12,7 +12,15 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from onca.api.deps import Principal, audit_event, get_db, requires
-from onca.api.sources import SourceIn, create_source, source_error, with_health
+from onca.api.sources import (
+    SourceIn,
+    create_source,
+    delete_source,
+    new_token,
+    source_error,
+    update_source,
+    with_health,
+)
 from onca.sources import store as sources
 from onca.sources.health import SAMPLE_BYTES, quarantine_samples
 from onca.web.render import redirect, render
@@ -59,13 +67,12 @@ def add_source(request: Request, db: Db, principal: Writer, name: Text = "", kin
     try:
         body = SourceIn(name=name.strip(), kind=kind, log_types=[t for t in log_types.replace(",", " ").split()],
                         udp=udp or None, tcp=tcp or None, path=path or None)
-        row, token = create_source(db, body)
+        row, token = create_source(request, db, principal, body)
     except ValidationError as err:
         errors = {str(e["loc"][0]) if e["loc"] else "form": e["msg"] for e in err.errors()}
         return list_page(request, db, principal, 422, form=form, errors=errors)
     except sources.SourceError as err:
         return list_page(request, db, principal, 422, form=form, errors=err.problems)
-    audit_event(request, principal, "source.created", row.name, {"kind": row.kind, "log_types": row.log_types})
     if token is None:
         return redirect(f"/sources/{quote(row.name)}", f"Source {row.name} added; restart `onca serve` to start it.")
     return detail_page(request, db, principal, row.name, token=token, status_code=201)
@@ -78,30 +85,17 @@ def source_page(name: str, request: Request, db: Db, principal: Reader) -> HTMLR
 
 @router.post("/sources/{name}/token")
 def rotate_token(name: str, request: Request, db: Db, principal: Writer) -> HTMLResponse:
-    try:
-        token = sources.rotate_token(db, name)
-    except sources.SourceError as err:
-        raise source_error(err) from err
-    audit_event(request, principal, "source.token_rotated", name)
-    return detail_page(request, db, principal, name, token=token)
+    return detail_page(request, db, principal, name, token=new_token(request, db, principal, name))
 
 
 @router.post("/sources/{name}/enabled")
 def set_enabled(name: str, request: Request, db: Db, principal: Writer, enabled: Text = "") -> Response:
     on = enabled == "true"
-    try:
-        sources.update(db, name, enabled=on)
-    except sources.SourceError as err:
-        raise source_error(err) from err
-    audit_event(request, principal, "source.updated", name, {"enabled": on})
+    update_source(request, db, principal, name, {"enabled": on})
     return redirect(f"/sources/{quote(name)}", f"Source {name} {'enabled' if on else 'disabled'}.")
 
 
 @router.post("/sources/{name}/delete")
 def remove_source(name: str, request: Request, db: Db, principal: Writer) -> Response:
-    try:
-        row = sources.remove(db, name)
-    except sources.SourceError as err:
-        raise source_error(err) from err
-    audit_event(request, principal, "source.deleted", name, {"kind": row.kind, "log_types": row.log_types})
+    delete_source(request, db, principal, name)
     return redirect("/sources", f"Source {name} removed; its data stays in the lake.")
