@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -261,6 +262,32 @@ def test_blocks_give_exactly_the_python_rows(tmp_path: Path, cloudtrail: LogSche
     assert slow == [] and fast.routes == {"blocks": 1998, "dicts": 1, "text": 1, "python": 0}
     records = [r for item in items for r in (item.records() if isinstance(item, LineBlock) else [item])]
     _assert_same_as_python(cloudtrail, records, table, slow)
+
+
+def test_s3_envelopes_are_read_as_blocks_with_exactly_the_python_rows(tmp_path: Path, cloudtrail: LogSchema) -> None:
+    """A gzip'd `{"Records": [...]}` file, as S3 delivers CloudTrail, goes through the block route whole: the
+    same rows as the Python path, row ids included. An element that does not decode (invalid UTF-8) is
+    quarantined alone; before, it made the whole file one quarantined record."""
+    elements = [json.dumps(e, ensure_ascii=False).encode() for e in [*map(_event, range(400)), *_SPECIAL[:-1]]]
+    elements.insert(250, b'{"eventName":"caf\xe9"}')
+    log = tmp_path / "123456789012_CloudTrail_eu-west-1_20240501T1000Z_x.json.gz"
+    log.write_bytes(gzip.compress(b'{"Records":[' + b",".join(elements) + b"]}"))
+    items = list(read_records(log, origin=str(log), report=ReadReport(), blocks=True))
+    assert [(type(item), item.count) for item in items] == [(LineBlock, len(elements))]  # type: ignore[union-attr]
+    records = items[0].records()  # type: ignore[union-attr]
+    assert records == list(read_records(log, origin=str(log), report=ReadReport()))
+    fast = FastPath.compile(cloudtrail, SOURCE, PARSE_TIME)
+    assert fast is not None
+    table, slow = fast.convert(items)
+    _assert_same_as_python(cloudtrail, records, table, slow)
+    assert fast.routes["python"] == len(slow) and 250 in [r.position for r in slow]
+    assert fast.routes["blocks"] + fast.routes["text"] + fast.routes["dicts"] + len(slow) == len(elements)
+    summary = ingest([str(log)], lake=tmp_path / "lake", registry=SchemaRegistry.load(),
+                     log_types=["AWS.CloudTrail"], source=SOURCE)
+    _, refused = _python_rows(cloudtrail, records)
+    assert summary.conserved and summary.records == len(elements) and summary.quarantined == refused
+    quarantine = ds.dataset(tmp_path / "lake" / "quarantine", format="parquet", partitioning="hive").to_table()
+    assert b'{"eventName":"caf\xe9"}' in quarantine.column("raw").to_pylist()
 
 
 def test_a_refused_line_costs_its_block_not_the_batch(tmp_path: Path, cloudtrail: LogSchema,

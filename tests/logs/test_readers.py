@@ -44,6 +44,11 @@ def datas(records: list[RawRecord]) -> list[bytes]:
     return [r.data for r in records]
 
 
+def values(records: list[RawRecord]) -> list[Any]:
+    """What each record stands for: its value if the reader decoded it, else its text decoded."""
+    return [orjson.loads(r.data) if r.value is NOT_DECODED else r.value for r in records]
+
+
 def messages(report: ReadReport) -> list[str]:
     return [str(m) for m in report.messages]
 
@@ -78,7 +83,7 @@ def test_single_line_json_array_is_expanded(tmp_path: Path) -> None:
     path = tmp_path / "events.json"
     path.write_bytes(orjson.dumps([EVENT_A, EVENT_B]))
     records, _ = read(path)
-    assert [r.value for r in records] == [EVENT_A, EVENT_B]
+    assert values(records) == [EVENT_A, EVENT_B]
 
 
 @pytest.mark.parametrize("pretty", [False, True])
@@ -87,16 +92,42 @@ def test_s3_records_envelope_is_expanded(tmp_path: Path, pretty: bool) -> None:
     option = orjson.OPT_INDENT_2 if pretty else 0
     path.write_bytes(orjson.dumps({"Records": [EVENT_A, EVENT_B, EVENT_A]}, option=option))
     records, report = read(path)
-    assert [r.value for r in records] == [EVENT_A, EVENT_B, EVENT_A]
+    assert values(records) == [EVENT_A, EVENT_B, EVENT_A]
     assert [r.position for r in records] == [0, 1, 2]
     assert report.origins[0].shape == ("json-envelope" if pretty else "json-lines")
+
+
+def test_an_envelope_element_that_does_not_decode_is_a_record_of_its_own(tmp_path: Path) -> None:
+    """One bad element (invalid UTF-8, a number beyond a double) does not make the whole S3 file one record:
+    the other elements keep their positions and their exact text, and only the bad ones will be refused."""
+    path = tmp_path / "trail.json"
+    good = [orjson.dumps(EVENT_A), b'{ "eventName" : "Spaced" }', orjson.dumps(EVENT_B)]
+    bad = [b'{"eventName":"caf\xe9"}', b'{"eventName":"x","n":1e400}']
+    path.write_bytes(b'{"Records":[' + b",".join([good[0], bad[0], good[1], bad[1], good[2]]) + b"]}")
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(path.read_bytes())  # as a whole, the file does not decode
+    records, report = read(path)
+    assert datas(records) == [good[0], bad[0], good[1], bad[1], good[2]]
+    assert [r.position for r in records] == [0, 1, 2, 3, 4]
+    assert report.origins[0].records == 5
+    blocks, _ = read(path, blocks=True)
+    assert [(b.data, b.position, b.count) for b in blocks] == [(b"\n".join(datas(records)), 0, 5)]
+
+
+def test_a_line_msgspec_cannot_split_is_decoded_whole_or_is_one_record(tmp_path: Path) -> None:
+    path = tmp_path / "odd.json"
+    path.write_bytes(b'{"Records":[{"a":1}],"other":2}\n[{"b":1},]\n{"Records":[{"c":1}]}\n')
+    records, _ = read(path)
+    assert values(records[:1]) == [{"Records": [{"a": 1}], "other": 2}]  # not an envelope: one event
+    assert datas(records)[1:] == [b'[{"b":1},]', b'{"c":1}']  # invalid JSON: one record, which parsers refuse
+    assert [r.position for r in records] == [0, 1, 2]
 
 
 def test_envelope_lines_spaced_differently_are_expanded(tmp_path: Path) -> None:
     path = tmp_path / "envelopes.json"
     path.write_text('{ "Records" : [{"a": 1}] }\n{ "Records" : [{"a": 2}, {"a": 3}] }\n')
     records, _ = read(path)
-    assert [r.value for r in records] == [{"a": 1}, {"a": 2}, {"a": 3}]
+    assert values(records) == [{"a": 1}, {"a": 2}, {"a": 3}]
     assert [r.position for r in records] == [0, 1, 2]
 
 
@@ -203,7 +234,7 @@ def test_zip_members_are_origins(tmp_path: Path) -> None:
         by_origin.setdefault(record.origin, []).append(record)
     assert list(by_origin) == [f"{path}!vpc/flow.log", f"{path}!trail/ct.json.gz"]
     assert datas(by_origin[f"{path}!vpc/flow.log"]) == VPC_LINES
-    assert [r.value for r in by_origin[f"{path}!trail/ct.json.gz"]] == [EVENT_A, EVENT_B]
+    assert values(by_origin[f"{path}!trail/ct.json.gz"]) == [EVENT_A, EVENT_B]
     assert [r.position for r in by_origin[f"{path}!trail/ct.json.gz"]] == [0, 1]
     assert sorted(m.message for m in report.skipped) == ["hidden archive member", "hidden archive member"]
     assert report.inputs == 1 and report.bytes_in == path.stat().st_size
@@ -508,6 +539,8 @@ def test_byte_counts(tmp_path: Path) -> None:
 
 
 _BLOCK_PIECES = [b'{"a":1}', b'{"b":"x y"}', b"", b"   ", b'\t{"c":2}', b'[{"d":1},{"d":2}]', b'{"Records":[{"e":1}]}',
+                 b'{"Records":[{"e":2},{"e":"\xff"},[3],{"e":1e400}]}', b'{ "Records" : [{"s": 1}, {"s": 2}] }',
+                 b'{"Records":[{"e":3},\r{"e":4}]}', b'{"Records":[]}', b'[]',
                  b'{"f":"' + b"z" * 300 + b'"}', b'{"g":1}\r', b'{"R":1}', b"not json", b'{"Recordsx":1}',
                  b'{"h":"\xff"}', b"\x0b", b'{"i":"a\rb"}', b"\r"]
 

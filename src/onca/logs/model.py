@@ -36,7 +36,9 @@ class LineBlock:
     A reader asked for blocks hands these out instead of one RawRecord per line where that changes nothing:
     record i of the block is line i of `data` (lines joined by b"\\n"; no CR, no blank or whitespace-led line,
     no array or envelope line, none over the record limit) at position `position + i`, exactly the RawRecord the
-    line-by-line reading would give. Bulk parsers take the text whole; `records()` gives the RawRecords.
+    line-by-line reading would give. The elements of a one-line array or envelope come as a block too, one
+    element's text a line, as the RawRecords reading without blocks gives them. Bulk parsers take the text
+    whole; `records()` gives the RawRecords.
     """
 
     data: bytes
