@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -11,9 +12,13 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from onca.lake.catalog import Catalog
+from onca.lake.partition_buffer import PartitionBuffer
+from onca.lake.writer import LakeWriter
+from onca.logs import pipeline
 from onca.logs.pipeline import ingest
 from onca.logs.registry import SchemaRegistry
 
@@ -146,6 +151,65 @@ def test_lake_files_are_plain_hive_parquet(tmp_path: Path, registry: SchemaRegis
     assert total == 40
     assert not any(name.startswith(".") for _, _, names in os.walk(lake / "zeek_conn") for name in names
                    if name.endswith(".parquet"))
+
+
+def _trail_files(folder: Path, files: int, per_file: int) -> None:
+    """Gzip'd `{"Records": [...]}` files as S3 delivers CloudTrail: a few events each, all in one hour."""
+    folder.mkdir(parents=True)
+    for f in range(files):
+        records = [{"eventVersion": "1.09", "eventTime": f"2024-05-01T10:{f % 60:02d}:{i % 60:02d}Z",
+                    "eventID": f"id-{f}-{i}", "eventSource": "s3.amazonaws.com", "eventName": "GetObject",
+                    "awsRegion": "us-east-1", "sourceIPAddress": f"198.51.100.{i % 250}"} for i in range(per_file)]
+        (folder / f"trail_{f:03d}.json.gz").write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
+
+
+def _stored_ids(lake: Path) -> list[str]:
+    con = duckdb.connect()
+    rows = con.execute(f"SELECT p_row_id FROM read_parquet('{lake / 'aws_cloudtrail'}/**/*.parquet', "
+                       "hive_partitioning=true)").fetchall()
+    return [row[0] for row in rows]
+
+
+def test_small_files_are_stored_together_and_marked_once_written(tmp_path: Path, registry: SchemaRegistry) -> None:
+    """Thirty small S3 files of one hour make one Parquet file, not thirty; a copy of a file given in the same
+    run is still recognised, though the first is only marked ingested once its rows are written."""
+    _trail_files(tmp_path / "in", 30, 20)
+    shutil.copy(tmp_path / "in" / "trail_000.json.gz", tmp_path / "in" / "trail_copy.json.gz")
+    lake = tmp_path / "lake"
+    summary = ingest([str(tmp_path / "in")], lake=lake, registry=registry, log_types=["AWS.CloudTrail"])
+    assert summary.events == 600 and summary.conserved
+    assert summary.skipped_files == [f"{tmp_path / 'in' / 'trail_copy.json.gz'}: already ingested (same content as "
+                                     f"{tmp_path / 'in' / 'trail_000.json.gz'}); use --force to ingest it again"]
+    assert len(list((lake / "aws_cloudtrail").rglob("*.parquet"))) == 1
+    again = ingest([str(tmp_path / "in")], lake=lake, registry=registry, log_types=["AWS.CloudTrail"])
+    assert again.events == 0 and len(again.skipped_files) == 31
+
+
+def test_a_crash_while_rows_are_held_loses_nothing_and_duplicates_nothing(
+        tmp_path: Path, registry: SchemaRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of several files are held before they are written. When writing fails part way, only the files whose
+    rows were all written count as ingested; the next run ingests the others, and every event is stored once."""
+    _trail_files(tmp_path / "in", 12, 20)
+    lake = tmp_path / "lake"
+    monkeypatch.setattr(pipeline, "PartitionBuffer", functools.partial(PartitionBuffer, partition_rows=50))
+    publish, calls = LakeWriter.publish_hour, []
+
+    def failing(self: LakeWriter, table: str, hour: int, data: pa.Table) -> Path:
+        calls.append(data.num_rows)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return publish(self, table, hour, data)
+
+    monkeypatch.setattr(LakeWriter, "publish_hour", failing)
+    with pytest.raises(OSError, match="No space left"):
+        ingest([str(tmp_path / "in")], lake=lake, registry=registry, log_types=["AWS.CloudTrail"])
+    assert calls == [60, 60, 60]  # written after files 3 and 6; the write after file 9 failed
+    assert len(_stored_ids(lake)) == 120
+    monkeypatch.setattr(LakeWriter, "publish_hour", publish)
+    retry = ingest([str(tmp_path / "in")], lake=lake, registry=registry, log_types=["AWS.CloudTrail"])
+    assert retry.events == 120 and len(retry.skipped_files) == 6
+    ids = _stored_ids(lake)
+    assert len(ids) == len(set(ids)) == 240
 
 
 CUSTOM = """version: 0

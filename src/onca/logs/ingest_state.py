@@ -26,10 +26,15 @@ class IngestState:
             return None
         return {"origin": row[0], "at": row[1], "counts": json.loads(row[2])}
 
-    def mark(self, sha256: str, origin: str, counts: dict[str, Any]) -> None:
-        self._db.execute("INSERT INTO ingested (sha256, origin, at, counts) VALUES (?, ?, ?, ?) ON CONFLICT (sha256)"
-                         " DO UPDATE SET origin = excluded.origin, at = excluded.at, counts = excluded.counts",
-                         (sha256, origin, time.time(), json.dumps(counts, sort_keys=True)))
+    def mark(self, files: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Record (sha256, origin, counts) of files whose rows are all written, in one transaction."""
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO ingested (sha256, origin, at, counts) VALUES (?, ?, ?, ?) ON CONFLICT (sha256)"
+                " DO UPDATE SET origin = excluded.origin, at = excluded.at, counts = excluded.counts",
+                [(sha256, origin, now, json.dumps(counts, sort_keys=True)) for sha256, origin, counts in files])
 
     def close(self) -> None:
         self._db.close()

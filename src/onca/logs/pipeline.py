@@ -1,8 +1,9 @@
-"""`onca ingest`: read -> classify -> normalise -> Parquet, with the quarantine, per file, in batches.
+"""`onca ingest`: read -> classify -> normalise -> Parquet, with the quarantine, file by file, in batches.
 
 Conservation is the invariant: every record read is a row in its log type's table, a row in the
 quarantine table, or a header/comment line (counted). A file already ingested (same content hash) is
 skipped unless forced, so retries never duplicate rows; p_row_id is deterministic for the same reason.
+Rows are held by hour partition across files; a file is recorded as ingested once none of its rows is held.
 """
 
 from __future__ import annotations
@@ -105,24 +106,42 @@ def ingest(
     summary = IngestSummary()
     report = ReadReport()
     started = time.perf_counter()
+    # Rows are held by hour partition across files (S3 delivers CloudTrail in files of a few hundred events:
+    # one Parquet file each would be small and slow). A file counts as ingested only once none of its rows is
+    # held any more; until then it waits in `unmarked`, and a retry after a crash re-reads it.
+    buffers: dict[str, PartitionBuffer] = {}
+    unmarked: dict[str, tuple[str, dict[str, int]]] = {}  # sha256 -> (origin, counts)
     try:
         for path in expand_paths(list(paths), report):
             origin = str(path) if str(path) == "-" else os.path.abspath(path)
             digest = None if origin == "-" else _hash(path, summary)
             if digest is not None and not force:
-                seen = state.seen(digest)
+                seen = state.seen(digest) or ({"origin": unmarked[digest][0]} if digest in unmarked else None)
                 if seen is not None:
                     summary.skipped_files.append(f"{origin}: already ingested (same content as {seen['origin']}); "
                                                  "use --force to ingest it again")
                     continue
-            counts = _ingest_file(path, origin, schemas, source, writer, summary, report, progress)
+            counts = _ingest_file(path, origin, schemas, source, writer, buffers, summary, report, progress)
             if digest is not None:
-                state.mark(digest, origin, counts)
+                unmarked[digest] = (origin, counts)
+            if unmarked and not any(buffer.rows for buffer in buffers.values()):
+                _mark(state, unmarked)
+        for log_type, buffer in buffers.items():
+            flush_started = time.perf_counter()
+            buffer.flush()
+            summary.by_type[log_type].seconds += time.perf_counter() - flush_started
+        _mark(state, unmarked)
     finally:
         state.close()
     summary.seconds = time.perf_counter() - started
     summary.messages += [str(message) for message in report.messages]
     return summary
+
+
+def _mark(state: IngestState, unmarked: dict[str, tuple[str, dict[str, int]]]) -> None:
+    if unmarked:
+        state.mark([(digest, origin, counts) for digest, (origin, counts) in unmarked.items()])
+        unmarked.clear()
 
 
 def _hash(path: Path, summary: IngestSummary) -> str | None:
@@ -134,14 +153,15 @@ def _hash(path: Path, summary: IngestSummary) -> str | None:
 
 
 def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Source, writer: LakeWriter,
-                 summary: IngestSummary, report: ReadReport, progress: Callable[[int], None] | None) -> dict[str, int]:
+                 buffers: dict[str, PartitionBuffer], summary: IngestSummary, report: ReadReport,
+                 progress: Callable[[int], None] | None) -> dict[str, int]:
+    """Read, classify and normalise one file; its rows go to `buffers` (held by hour partition, so input spread
+    over many hours, or over many small files, makes full files), its quarantine straight to the lake."""
     parse_time = datetime.now(UTC)
     parsers = {schema.name: SchemaParser(schema, source, parse_time) for schema in schemas}
     by_name = {schema.name: schema for schema in schemas}
     classifier = Classifier(parsers, source)
     batches: dict[str, list[dict[str, Any]]] = {}
-    # Rows are held by hour partition across batches, so input spread over many hours makes full files.
-    buffers: dict[str, PartitionBuffer] = {}
     records = 0
     summary.files += 1
     # One JSON log type: records go in batches through the columnar fast path; what it cannot do exactly comes
@@ -221,10 +241,6 @@ def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Sour
     for log_type, batch in batches.items():
         if batch:
             store(log_type, to_arrow(batch, by_name[log_type].arrow_schema()))
-    for log_type, buffer in buffers.items():  # before the file counts as ingested
-        started = time.perf_counter()
-        buffer.flush()
-        summary.by_type[log_type].seconds += time.perf_counter() - started
     quarantined = classifier.take_quarantined()
     if quarantined:
         writer.write_quarantine(quarantined, parse_time)
