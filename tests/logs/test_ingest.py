@@ -187,10 +187,12 @@ def test_small_files_are_stored_together_and_marked_once_written(tmp_path: Path,
 
 def test_a_crash_while_rows_are_held_loses_nothing_and_duplicates_nothing(
         tmp_path: Path, registry: SchemaRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rows of several files are held before they are written. When writing fails part way, only the files whose
-    rows were all written count as ingested; the next run ingests the others, and every event is stored once."""
+    """Records of several files are batched, and their rows held, before they are written. When writing fails part
+    way, only the files whose rows were all written count as ingested; the next run ingests the others, and every
+    event is stored once."""
     _trail_files(tmp_path / "in", 12, 20)
     lake = tmp_path / "lake"
+    monkeypatch.setattr(pipeline, "BATCH_RECORDS", 30)  # a batch is converted every two files
     monkeypatch.setattr(pipeline, "PartitionBuffer", functools.partial(PartitionBuffer, partition_rows=50))
     publish, calls = LakeWriter.publish_hour, []
 
@@ -203,11 +205,11 @@ def test_a_crash_while_rows_are_held_loses_nothing_and_duplicates_nothing(
     monkeypatch.setattr(LakeWriter, "publish_hour", failing)
     with pytest.raises(OSError, match="No space left"):
         ingest([str(tmp_path / "in")], lake=lake, registry=registry, log_types=["AWS.CloudTrail"])
-    assert calls == [60, 60, 60]  # written after files 3 and 6; the write after file 9 failed
-    assert len(_stored_ids(lake)) == 120
+    assert calls == [80, 80, 80]  # written after files 4 and 8; the write after file 12 failed
+    assert len(_stored_ids(lake)) == 160
     monkeypatch.setattr(LakeWriter, "publish_hour", publish)
     retry = ingest([str(tmp_path / "in")], lake=lake, registry=registry, log_types=["AWS.CloudTrail"])
-    assert retry.events == 120 and len(retry.skipped_files) == 6
+    assert retry.events == 80 and len(retry.skipped_files) == 8
     ids = _stored_ids(lake)
     assert len(ids) == len(set(ids)) == 240
 

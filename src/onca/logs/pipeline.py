@@ -3,7 +3,7 @@
 Conservation is the invariant: every record read is a row in its log type's table, a row in the
 quarantine table, or a header/comment line (counted). A file already ingested (same content hash) is
 skipped unless forced, so retries never duplicate rows; p_row_id is deterministic for the same reason.
-Rows are held by hour partition across files; a file is recorded as ingested once none of its rows is held.
+Batches and rows are carried across files; a file is recorded as ingested once none of its records is held.
 """
 
 from __future__ import annotations
@@ -106,10 +106,9 @@ def ingest(
     summary = IngestSummary()
     report = ReadReport()
     started = time.perf_counter()
-    # Rows are held by hour partition across files (S3 delivers CloudTrail in files of a few hundred events:
-    # one Parquet file each would be small and slow). A file counts as ingested only once none of its rows is
-    # held any more; until then it waits in `unmarked`, and a retry after a crash re-reads it.
-    buffers: dict[str, PartitionBuffer] = {}
+    # Batches and rows are carried across files (_Run). A file counts as ingested only once none of its records
+    # is held any more; until then it waits in `unmarked`, and a retry after a crash re-reads it.
+    run = _Run(schemas, source, writer, summary, report, progress)
     unmarked: dict[str, tuple[str, dict[str, int]]] = {}  # sha256 -> (origin, counts)
     try:
         for path in expand_paths(list(paths), report):
@@ -121,15 +120,12 @@ def ingest(
                     summary.skipped_files.append(f"{origin}: already ingested (same content as {seen['origin']}); "
                                                  "use --force to ingest it again")
                     continue
-            counts = _ingest_file(path, origin, schemas, source, writer, buffers, summary, report, progress)
+            counts = run.read_file(path, origin)
             if digest is not None:
                 unmarked[digest] = (origin, counts)
-            if unmarked and not any(buffer.rows for buffer in buffers.values()):
+            if unmarked and not run.holding:
                 _mark(state, unmarked)
-        for log_type, buffer in buffers.items():
-            flush_started = time.perf_counter()
-            buffer.flush()
-            summary.by_type[log_type].seconds += time.perf_counter() - flush_started
+        run.finish()
         _mark(state, unmarked)
     finally:
         state.close()
@@ -152,105 +148,149 @@ def _hash(path: Path, summary: IngestSummary) -> str | None:
         return None
 
 
-def _ingest_file(path: Path, origin: str, schemas: list[LogSchema], source: Source, writer: LakeWriter,
-                 buffers: dict[str, PartitionBuffer], summary: IngestSummary, report: ReadReport,
-                 progress: Callable[[int], None] | None) -> dict[str, int]:
-    """Read, classify and normalise one file; its rows go to `buffers` (held by hour partition, so input spread
-    over many hours, or over many small files, makes full files), its quarantine straight to the lake."""
-    parse_time = datetime.now(UTC)
-    parsers = {schema.name: SchemaParser(schema, source, parse_time) for schema in schemas}
-    by_name = {schema.name: schema for schema in schemas}
-    classifier = Classifier(parsers, source)
-    batches: dict[str, list[dict[str, Any]]] = {}
-    records = 0
-    summary.files += 1
-    # One JSON log type: records go in batches through the columnar fast path; what it cannot do exactly comes
-    # back record by record and takes the classifier path below, so rows and conservation stay the same.
-    fast = FastPath.compile(schemas[0], source, parse_time) if len(schemas) == 1 else None
-    pending: list[RawRecord | LineBlock] = []
-    pending_records = 0
+class _Run:
+    """The state one `onca ingest` run shares across its files.
 
-    def take(record: RawRecord, size: int) -> None:
-        result = classifier.classify(record)
+    Records of one JSON log type go in batches through the columnar fast path; what it cannot do exactly comes
+    back record by record and takes the classifier, so rows and conservation stay the same. Batches and rows
+    are carried from file to file: S3 delivers CloudTrail in files of a few hundred events, often a handful,
+    and a batch and a Parquet file for each would cost more than its events. A batch is converted with the file
+    that fills it (or at the end), and takes that file's parse time.
+    """
+
+    def __init__(self, schemas: list[LogSchema], source: Source, writer: LakeWriter, summary: IngestSummary,
+                 report: ReadReport, progress: Callable[[int], None] | None) -> None:
+        self.schemas = schemas
+        self.source = source
+        self.writer = writer
+        self.summary = summary
+        self.report = report
+        self.progress = progress
+        self.by_name = {schema.name: schema for schema in schemas}
+        self.buffers: dict[str, PartitionBuffer] = {}  # rows by hour partition (full files from spread input)
+        self.batches: dict[str, list[dict[str, Any]]] = {}  # rows made by the classifier, by log type
+        self.pending: list[RawRecord | LineBlock] = []  # records for the fast path's next batch
+        self.pending_records = 0
+        self.parse_time = datetime.now(UTC)
+        self.fast = FastPath.compile(schemas[0], source, self.parse_time) if len(schemas) == 1 else None
+        self.classifier = self._classifier()
+
+    @property
+    def holding(self) -> bool:
+        """Whether some record read so far is not yet a written row (or a quarantined one)."""
+        return bool(self.pending) or any(buffer.rows for buffer in self.buffers.values())
+
+    def read_file(self, path: Path, origin: str) -> dict[str, int]:
+        """Read, classify and normalise one file; returns its record and quarantine counts."""
+        self.parse_time = datetime.now(UTC)
+        self.classifier = self._classifier()
+        if self.fast is not None:
+            self.fast.parse_time = self.parse_time
+        summary, progress, fast = self.summary, self.progress, self.fast
+        summary.files += 1
+        records = 0
+        for record in read_records(path, origin=origin, report=self.report, blocks=fast is not None):
+            if record.__class__ is LineBlock:  # only for the fast path: `blocks` asks for them
+                records += record.count  # type: ignore[union-attr]
+                summary.bytes += _record_bytes(record)
+                self._pend(record, record.count)  # type: ignore[union-attr]
+                if progress is not None:
+                    progress(records)
+                continue
+            records += 1
+            size = len(record.data)
+            summary.bytes += size
+            if fast is not None:
+                self._pend(record, 1)  # type: ignore[arg-type]
+            else:
+                self._take(record, size)  # type: ignore[arg-type]
+            if progress is not None and records % 2048 == 0:
+                progress(records)
+        self._store_batches()
+        quarantined = self._write_quarantine()
+        summary.records += records
+        if progress is not None:
+            progress(records)
+        return {"records": records, "quarantined": quarantined}
+
+    def finish(self) -> None:
+        """Convert and write everything still held."""
+        if self.pending:
+            self._flush_fast()
+        self._store_batches()
+        self._write_quarantine()
+        for log_type, buffer in self.buffers.items():
+            started = time.perf_counter()
+            buffer.flush()
+            self.summary.by_type[log_type].seconds += time.perf_counter() - started
+
+    def _classifier(self) -> Classifier:
+        parsers = {schema.name: SchemaParser(schema, self.source, self.parse_time) for schema in self.schemas}
+        return Classifier(parsers, self.source)
+
+    def _pend(self, record: RawRecord | LineBlock, count: int) -> None:
+        self.pending.append(record)
+        self.pending_records += count
+        if self.pending_records >= BATCH_RECORDS:
+            self._flush_fast()
+
+    def _take(self, record: RawRecord, size: int) -> None:
+        result = self.classifier.classify(record)
         if result is not None:
             log_type, row = result
-            batch = batches.setdefault(log_type, [])
+            batch = self.batches.setdefault(log_type, [])
             batch.append(row)
-            counts = summary.by_type.setdefault(log_type, TypeCounts())
+            counts = self.summary.by_type.setdefault(log_type, TypeCounts())
             counts.events += 1
             counts.bytes += size
             if len(batch) >= BATCH_ROWS:
-                store(log_type, to_arrow(batch, by_name[log_type].arrow_schema()))
+                self._store(log_type, to_arrow(batch, self.by_name[log_type].arrow_schema()))
                 batch.clear()
-        elif classifier.last_quarantined is None:
-            summary.headers += 1
+        elif self.classifier.last_quarantined is None:
+            self.summary.headers += 1
 
-    def store(log_type: str, table: pa.Table) -> None:
+    def _store(self, log_type: str, table: pa.Table) -> None:
         started = time.perf_counter()
-        buffer = buffers.get(log_type)
+        buffer = self.buffers.get(log_type)
         if buffer is None:
-            buffer = buffers[log_type] = PartitionBuffer(writer, by_name[log_type].table_name)
+            buffer = self.buffers[log_type] = PartitionBuffer(self.writer, self.by_name[log_type].table_name)
         buffer.add(table)
-        summary.by_type[log_type].seconds += time.perf_counter() - started
+        self.summary.by_type[log_type].seconds += time.perf_counter() - started
 
-    def flush_fast() -> None:
-        nonlocal pending_records
-        schema = schemas[0]
+    def _store_batches(self) -> None:
+        for log_type, batch in self.batches.items():
+            if batch:
+                self._store(log_type, to_arrow(batch, self.by_name[log_type].arrow_schema()))
+                batch.clear()
+
+    def _flush_fast(self) -> None:
+        schema, pending = self.schemas[0], self.pending
         with gc_paused():
-            table, slow = fast.convert(pending)  # type: ignore[union-attr]
+            table, slow = self.fast.convert(pending)  # type: ignore[union-attr]
             slow_bytes = 0
             for record in slow:
                 slow_bytes += len(record.data)
-                take(record, len(record.data))
+                self._take(record, len(record.data))
             if table is not None:
-                counts = summary.by_type.setdefault(schema.name, TypeCounts())
+                counts = self.summary.by_type.setdefault(schema.name, TypeCounts())
                 counts.events += table.num_rows
                 counts.bytes += sum(_record_bytes(item) for item in pending) - slow_bytes
-                leftover = batches.pop(schema.name, None)
+                leftover = self.batches.pop(schema.name, None)
                 if leftover:  # the Python path's rows of this batch land in the same files
                     table = pa.concat_tables([table, to_arrow(leftover, schema.arrow_schema())])
-                store(schema.name, table)
+                self._store(schema.name, table)
         pending.clear()
-        pending_records = 0
+        self.pending_records = 0
 
-    for record in read_records(path, origin=origin, report=report, blocks=fast is not None):
-        if record.__class__ is LineBlock:  # only for the fast path: `blocks` asks for them
-            pending.append(record)
-            pending_records += record.count  # type: ignore[union-attr]
-            records += record.count  # type: ignore[union-attr]
-            summary.bytes += _record_bytes(record)
-            if pending_records >= BATCH_RECORDS:
-                flush_fast()
-            if progress is not None:
-                progress(records)
-            continue
-        records += 1
-        size = len(record.data)
-        summary.bytes += size
-        if fast is not None:
-            pending.append(record)
-            pending_records += 1
-            if pending_records >= BATCH_RECORDS:
-                flush_fast()
-        else:
-            take(record, size)  # type: ignore[arg-type]
-        if progress is not None and records % 2048 == 0:
-            progress(records)
-    if pending:
-        flush_fast()
-    for log_type, batch in batches.items():
-        if batch:
-            store(log_type, to_arrow(batch, by_name[log_type].arrow_schema()))
-    quarantined = classifier.take_quarantined()
-    if quarantined:
-        writer.write_quarantine(quarantined, parse_time)
-        for item in quarantined:
-            summary.quarantine_reasons["; ".join(f"{k}: {v}" for k, v in sorted(item.reasons.items()))] += 1
-    summary.records += records
-    summary.quarantined += len(quarantined)
-    if progress is not None:
-        progress(records)
-    return {"records": records, "quarantined": len(quarantined)}
+    def _write_quarantine(self) -> int:
+        quarantined = self.classifier.take_quarantined()
+        if quarantined:
+            self.writer.write_quarantine(quarantined, self.parse_time)
+            for item in quarantined:
+                reason = "; ".join(f"{k}: {v}" for k, v in sorted(item.reasons.items()))
+                self.summary.quarantine_reasons[reason] += 1
+        self.summary.quarantined += len(quarantined)
+        return len(quarantined)
 
 
 def _record_bytes(item: RawRecord | LineBlock) -> int:
