@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
+import yaml
 
 from onca.lake.writer import to_arrow
 from onca.logs import pipeline, readers
@@ -209,6 +210,73 @@ def test_schemas_it_cannot_model_keep_the_python_path() -> None:
     assert [r.position for r in slow] == [1, 2, 3, 4]
     rows, _ = _python_rows(numbers, [records[i] for i in (0, 5, 6)])
     assert _by_row_id(table).equals(_by_row_id(to_arrow(rows, numbers.arrow_schema())))
+
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "src" / "onca" / "content" / "schemas"
+
+
+def _sample_lines(log_type: str) -> list[bytes]:
+    """The inputs of a managed schema's test cases (good and malformed), one JSON text each."""
+    lines = []
+    for file in sorted(SCHEMAS.rglob("*_tests.yml")):
+        for case in yaml.safe_load_all(file.read_text()):
+            if case and case["logType"] == log_type:
+                raw = case["input"]
+                lines.append(raw.encode() if isinstance(raw, str) else json.dumps(raw).encode())
+    return lines
+
+
+@pytest.mark.parametrize("log_type", ["AWS.CloudTrail", "Onca.Audit", "GitHub.Audit", "Osquery.Differential"])
+def test_every_fast_schema_gives_the_python_rows_for_its_samples(log_type: str) -> None:
+    """Each managed schema the fast path models: its test inputs, as text, as a block and already decoded, give
+    exactly the Python path's rows (and hand back exactly what the Python path quarantines or drifts)."""
+    schema = SchemaRegistry.load().get(log_type)
+    lines = [line for line in _sample_lines(log_type) if b"\n" not in line] * 3  # repeats: cached values too
+    assert len(lines) >= 6
+    texts = [RawRecord(line, f"/logs/{log_type}", i) for i, line in enumerate(lines)]
+    block = LineBlock(b"\n".join(lines), f"/logs/{log_type}.block", 0, len(lines))
+    decoded = []
+    for record in texts:
+        try:
+            decoded.append(RawRecord(record.data, "/logs/decoded", record.position, json.loads(record.data)))
+        except ValueError:
+            decoded.append(RawRecord(record.data, "/logs/decoded", record.position))
+    for items, records in ((texts, texts), ([block], block.records()), (decoded, decoded)):
+        fast = FastPath.compile(schema, SOURCE, PARSE_TIME)
+        assert fast is not None
+        table, slow = fast.convert(items)
+        assert table is not None and table.num_rows >= len(lines) // 2
+        _assert_same_as_python(schema, records, table, slow)
+
+
+def test_numeric_timestamps_parse_as_the_python_path_parses_them() -> None:
+    """unix, unix_ms and unix_ns fields: ints and fractions are read in bulk; numeric text, booleans, floats
+    beyond the exact range and nanosecond floats are handed back, and the rows come out the same either way."""
+    schema = parse_schema("version: 0\nschema: Custom.Times\nfields:\n"
+                          "  - {name: s, type: timestamp, timeFormat: unix, isEventTime: true}\n"
+                          "  - {name: ms, type: timestamp, timeFormat: unix_ms}\n"
+                          "  - {name: ns, type: timestamp, timeFormat: unix_ns}\n"
+                          "  - name: o\n    type: object\n    fields:\n"
+                          "      - {name: t, type: timestamp, timeFormat: '%d/%b/%Y:%H:%M:%S %z'}\n")
+    values: list[dict[str, Any]] = [
+        {"s": 1714557600, "ms": 1714557600123, "ns": 1714557600123456789, "o": {"t": "01/May/2024:10:00:00 +0200"}},
+        {"s": 1714557600.123456, "ms": 1714557600123.5, "ns": 5},
+        {"s": 1714557600}, {"s": 1714557600.0}, {"s": -1.5}, {"s": 0},
+        {"s": "1714557600"}, {"s": ""}, {"s": True}, {"s": 2**60}, {"s": 1e300}, {"ms": 2**53 + 1},
+        {"ns": 1714557600123456789.0}, {"ns": "12"}, {"o": {"t": "yesterday"}}, {"o": {"t": ""}}, {"o": {"t": 5}},
+        {"s": 1714557600, "o": {"t": "01/May/2024:10:00:00 +0200"}},
+    ]
+    lines = [json.dumps(v).encode() for v in values]
+    texts = [RawRecord(line, "/t", i) for i, line in enumerate(lines)]
+    decoded = [RawRecord(line, "/d", i, json.loads(line)) for i, line in enumerate(lines)]
+    for items, records in ((texts, texts), ([LineBlock(b"\n".join(lines), "/b", 0, len(lines))],
+                                            LineBlock(b"\n".join(lines), "/b", 0, len(lines)).records()),
+                           (decoded, decoded)):
+        fast = FastPath.compile(schema, SOURCE, PARSE_TIME)
+        assert fast is not None
+        table, slow = fast.convert(items)
+        _assert_same_as_python(schema, records, table, slow)
+        assert table is not None and table.num_rows >= 6
 
 
 def test_ingest_uses_the_fast_path_and_conserves(tmp_path: Path, cloudtrail: LogSchema) -> None:

@@ -3,15 +3,15 @@
 The per-record path (parser -> Normalizer -> Table.from_pylist) spends ~30 µs an event in Python. Here a
 batch is converted in bulk, by one of two routes:
 - the text route (records still as text, one per line, or whole LineBlocks of such lines, which are never
-  split into per-line objects): Arrow's C++ JSON reader reads every string, boolean,
-  number and timestamp-text leaf with the schema's types, refusing any misfit as strictly as the Python path
-  does; msgspec decodes only the `json` fields (the rest of the record is skipped in C), which orjson writes
-  back exactly as the Python path does. No Python dict of the whole event is ever built.
+  split into per-line objects): Arrow's C++ JSON reader reads every string, boolean, number and timestamp
+  leaf (text, or a number for the unix formats) with the schema's types, refusing any misfit as strictly as
+  the Python path does; msgspec decodes only the `json` fields (the rest of the record is skipped in C),
+  which orjson writes back exactly as the Python path does. No Python dict of the whole event is ever built.
 - the dict route (records already decoded by a reader, or text Arrow refused): orjson dicts, then one
-  `pa.array(events, type=struct)` call for strings, booleans and timestamp text, and `json` fields and
-  numbers taken in Python with exact type checks.
-Then, on both, timestamps are parsed once per distinct value and the p_any_* lists are built column-wise
-(onca.logs.indicator_columns). The result is the same table the Python path builds.
+  `pa.array(events, type=struct)` call for strings, booleans and timestamp text, and `json` fields,
+  numbers and numeric timestamps taken in Python with exact type checks.
+Then, on both, timestamps are parsed once per distinct value by the schema's own parser and the p_any_* lists
+are built column-wise (onca.logs.indicator_columns). The result is the same table the Python path builds.
 
 Exactness over coverage: whatever this path cannot do exactly goes back to the Python path, record by
 record, where it is normalised, drift-recorded or quarantined as before:
@@ -20,8 +20,8 @@ record, where it is normalised, drift-recorded or quarantined as before:
   unparseable timestamp, a required field missing or empty): its row is taken out and the batch redone;
 - a batch Arrow refuses as a whole: on the text route it is read again in blocks and refused blocks take
   the dict route; there the refusing records are found column by column and taken out.
-Schemas this path does not model (text parsers, `validate` rules, embedded JSON, numbers or `json` fields
-inside arrays, arrays of arrays) never use it: `FastPath.compile` returns None.
+Schemas this path does not model (text parsers, `validate` rules, embedded JSON, numbers, numeric timestamps
+or `json` fields inside arrays, arrays of arrays) never use it: `FastPath.compile` returns None.
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _ARROW_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
 _INT_RANGES = {"int": (-(2**63), 2**63 - 1), "bigint": (-(2**63), 2**63 - 1), "smallint": (-(2**15), 2**15 - 1)}
 _EXACT_FLOAT = 2**53  # ints beyond this do not survive float() unchanged in every engine: left to the Python path
+# Numeric timestamp formats: the type Arrow's reader reads them as, and for float64 the largest magnitude whose
+# parse is the same for an int and for its float (n * scale stays exact). unix_ns ints would not: int64 only.
+_NUMERIC_TIMES: dict[str, tuple[pa.DataType, int | None]] = {
+    "unix": (pa.float64(), _EXACT_FLOAT // 10**6), "unix_ms": (pa.float64(), _EXACT_FLOAT // 10**3),
+    "unix_us": (pa.float64(), _EXACT_FLOAT), "unix_ns": (pa.int64(), None)}
 _MISSING: Any = object()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -75,7 +80,8 @@ class _Node:
     """One field of the compiled schema. `kind`: string, boolean, timestamp, int, float, json, object, array.
 
     `arrow` is the final Arrow type; `extract` is the type the bulk C++ conversion reads (None when the value
-    is taken in Python instead: json and numbers, by `path` from the event root).
+    is taken in Python instead: json and numbers, by `path` from the event root). A timestamp of a unix format
+    has `numeric` (the Arrow type its numbers are read as, and the magnitude up to which that is exact).
     """
 
     name: str
@@ -84,6 +90,7 @@ class _Node:
     required: bool = False
     scan: Callable[[str], Any] | None = None
     parse: Callable[[Any], datetime] | None = None
+    numeric: tuple[pa.DataType, int | None] | None = None
     event_time: bool = False
     int_range: tuple[int, int] | None = None
     children: list[_Node] = field(default_factory=list)
@@ -123,7 +130,7 @@ class FastPath:
         self._json_decoder = msgspec.json.Decoder(_json_struct(self.roots, (), self._json_paths))
         self._prefixes: dict[str, str] = {}
         self.routes: Counter[str] = Counter()  # rows by route (text, dicts, python): what tests and benches check
-        self._time_cache: dict[str, int | None] = {}
+        self._time_caches: dict[_Node, dict[Any, int | None]] = {}  # per timestamp field: value -> µs
 
     @classmethod
     def compile(cls, schema: LogSchema, source: Source, parse_time: datetime) -> FastPath | None:
@@ -364,7 +371,7 @@ class FastPath:
         bulk = pa.array(events, type=self.extract_type)
         bad: set[int] = set()
         leaves = {id(node): self._python_leaf(node, events, bad) for node in _walk(self.roots)
-                  if node.kind in ("json", "int", "float")}
+                  if node.kind in ("json", "int", "float") or node.numeric is not None}
         for node in _walk(self.roots):
             if node.kind == "array":
                 _check_lists(node, events, bad)
@@ -430,7 +437,7 @@ class FastPath:
         if kind == "boolean":
             return raw
         if kind == "timestamp":
-            array = self._times(raw, owner, bad)
+            array = leaves[id(node)] if raw is None else self._times(node, raw, owner, bad)
             times[id(node)] = array
             return array
         if kind in ("json", "int", "float"):
@@ -461,6 +468,8 @@ class FastPath:
     def _python_leaf(self, node: _Node, events: list[dict[str, Any]], bad: set[int]) -> pa.Array:
         values = _values_at(events, node.path)
         kind = node.kind
+        if kind == "timestamp":
+            return self._python_times(node, values, bad)
         if kind == "json":
             dumps = orjson.dumps
             # Arrow takes the UTF-8 bytes as they are: no decode to str and back.
@@ -493,37 +502,66 @@ class FastPath:
             values = out
         return pa.array(values, pa.float64())
 
-    def _times(self, raw: pa.Array, owner: np.ndarray | None, bad: set[int]) -> pa.Array:
-        """Each distinct text parsed once by the schema's own parser; "" is absent, a refusal sends the row back."""
+    def _times(self, node: _Node, raw: pa.Array, owner: np.ndarray | None, bad: set[int]) -> pa.Array:
+        """Each distinct value (text, or a number for the unix formats) parsed once by the schema's own parser; ""
+        is absent; a refusal, or a float too large to be sure it parses as its int literal would, sends the row
+        back."""
         if raw.null_count == len(raw):
             return pa.nulls(len(raw), _TIMESTAMP)
         encoded = raw.dictionary_encode()
-        cache = self._time_cache
-        if len(cache) > 100_000:
-            cache.clear()
+        cache = self._cache_of(node)
+        bound = node.numeric[1] if node.numeric is not None else None
         micros: list[int | None] = []
         refused: list[int] = []
-        for index, text in enumerate(encoded.dictionary.to_pylist()):
-            value = cache.get(text, _MISSING)
-            if value is _MISSING:
-                if text == "":
-                    value = None
+        for index, value in enumerate(encoded.dictionary.to_pylist()):
+            found = cache.get(value, _MISSING)
+            if found is _MISSING:
+                if value == "":
+                    found = None
                 else:
                     try:
-                        value = (_RFC3339(text) - _EPOCH) // _MICRO
+                        if bound is not None and abs(value) > bound:
+                            raise ValueError("beyond exact float range")
+                        found = (node.parse(value) - _EPOCH) // _MICRO  # type: ignore[misc]
                     except Exception:  # whatever the parser refuses is the Python path's to judge
                         refused.append(index)
                         micros.append(None)
                         continue
-                cache[text] = value
-            micros.append(value)
+                cache[value] = found
+            micros.append(found)
         if refused:
             positions = np.flatnonzero(np.isin(encoded.indices.to_numpy(zero_copy_only=False), refused))
             bad.update((positions if owner is None else owner[positions]).tolist())
         return pa.array(micros, _TIMESTAMP).take(encoded.indices)
 
+    def _python_times(self, node: _Node, values: list[Any], bad: set[int]) -> pa.Array:
+        """A numeric-format timestamp taken from decoded events (whatever JSON type each value has), parsed as the
+        Python path parses it; "" and null are absent, a refusal sends the row back."""
+        cache = self._cache_of(node)
+        micros: list[int | None] = []
+        for row, value in enumerate(values):
+            if value is None or value == "":
+                micros.append(None)
+                continue
+            key = (value.__class__, value) if value.__class__ in (int, float, str) else None
+            found = cache.get(key, _MISSING) if key is not None else _MISSING
+            if found is _MISSING:
+                try:
+                    found = (node.parse(value) - _EPOCH) // _MICRO  # type: ignore[misc]
+                except Exception:
+                    bad.add(row)
+                    micros.append(None)
+                    continue
+                if key is not None:
+                    cache[key] = found
+            micros.append(found)
+        return pa.array(micros, _TIMESTAMP)
 
-_RFC3339 = time_parser("rfc3339")
+    def _cache_of(self, node: _Node) -> dict[Any, int | None]:
+        cache = self._time_caches.setdefault(node, {})
+        if len(cache) > 100_000:
+            cache.clear()
+        return cache
 
 
 def _compile(spec: dict[str, Any], compiler: Compiler, path: tuple[str, ...], *, in_array: bool) -> _Node:
@@ -542,9 +580,11 @@ def _compile(spec: dict[str, Any], compiler: Compiler, path: tuple[str, ...], *,
         return _Node(name, "boolean", pa.bool_(), required, path=path)
     if kind == "timestamp":
         fmt = spec["timeFormat"]
-        parse = _RFC3339 if fmt == "rfc3339" else time_parser(fmt)
-        return _Node(name, "timestamp", _TIMESTAMP, required, parse=parse, event_time=bool(spec.get("isEventTime")),
-                     path=path)
+        numeric = _NUMERIC_TIMES.get(fmt)
+        if numeric is not None and in_array:
+            raise Unsupported("numeric timestamps inside an array")
+        return _Node(name, "timestamp", _TIMESTAMP, required, parse=time_parser(fmt), numeric=numeric,
+                     event_time=bool(spec.get("isEventTime")), path=path)
     if kind in _INT_RANGES or kind in ("float", "json"):
         if in_array:
             raise Unsupported(f"{kind} inside an array")
@@ -567,16 +607,17 @@ def _compile(spec: dict[str, Any], compiler: Compiler, path: tuple[str, ...], *,
 
 
 def _extract_type(node: _Node, *, numbers: bool = False) -> pa.DataType | None:
-    """What the bulk conversion reads for `node`: timestamps as text, objects without the leaves read apart
-    (json always; numbers unless `numbers`, which Arrow's JSON reader checks as strictly as the Python path)."""
+    """What the bulk conversion reads for `node`: timestamps as text (or numbers), objects without the leaves read
+    apart (json always; numbers and numeric timestamps unless `numbers`, which Arrow's JSON reader checks as
+    strictly as the Python path)."""
     if node.kind in ("string", "boolean"):
         return node.arrow
     if node.kind in ("int", "float"):
         return node.arrow if numbers else None
-    if node.kind == "timestamp":
-        if node.parse is not _RFC3339:
-            raise Unsupported("timestamps other than rfc3339 text")  # numbers would not pass as text
-        return pa.string()
+    if node.kind == "timestamp":  # text, else (numeric formats) a number read by Arrow or taken in Python
+        if node.numeric is None:
+            return pa.string()
+        return node.numeric[0] if numbers else None
     if node.kind == "object":
         # Every object keeps a place in the bulk read, even one of only json/numbers: its presence is needed.
         children = [pa.field(c.name, t) for c in node.children if (t := _extract_type(c, numbers=numbers)) is not None]
