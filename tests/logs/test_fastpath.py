@@ -194,9 +194,9 @@ def test_records_already_decoded_and_refusals(cloudtrail: LogSchema) -> None:
 def test_schemas_it_cannot_model_keep_the_python_path() -> None:
     text = "version: 0\nschema: Custom.Tee\n"
     csv = parse_schema(text + "parser:\n  csv:\n    hasHeader: true\nfields:\n  - {name: a, type: string}\n")
-    ints_in_array = parse_schema(text + "fields:\n  - name: a\n    type: array\n    element: {type: int}\n")
+    json_in_array = parse_schema(text + "fields:\n  - name: a\n    type: array\n    element: {type: json}\n")
     validated = parse_schema(text + "fields:\n  - name: a\n    type: string\n    validate: {allow: [x]}\n")
-    for schema in (csv, ints_in_array, validated):
+    for schema in (csv, json_in_array, validated):
         assert FastPath.compile(schema, SOURCE, PARSE_TIME) is None
     numbers = parse_schema(text + "fields:\n  - {name: i, type: smallint}\n  - {name: f, type: float}\n"
                                   "  - {name: t, type: timestamp, timeFormat: rfc3339, isEventTime: true}\n")
@@ -226,7 +226,8 @@ def _sample_lines(log_type: str) -> list[bytes]:
     return lines
 
 
-@pytest.mark.parametrize("log_type", ["AWS.CloudTrail", "Onca.Audit", "GitHub.Audit", "Osquery.Differential"])
+@pytest.mark.parametrize("log_type", ["AWS.CloudTrail", "Onca.Audit", "GitHub.Audit", "Osquery.Differential",
+                                      "Suricata.EVE"])
 def test_every_fast_schema_gives_the_python_rows_for_its_samples(log_type: str) -> None:
     """Each managed schema the fast path models: its test inputs, as text, as a block and already decoded, give
     exactly the Python path's rows (and hand back exactly what the Python path quarantines or drifts)."""
@@ -277,6 +278,36 @@ def test_numeric_timestamps_parse_as_the_python_path_parses_them() -> None:
         table, slow = fast.convert(items)
         _assert_same_as_python(schema, records, table, slow)
         assert table is not None and table.num_rows >= 6
+
+
+def test_numbers_inside_arrays_are_exactly_the_python_paths() -> None:
+    """Ints, smallints and floats inside arrays: read in bulk, with what pa.array would coerce (1.0 as an int, true
+    as a float, 2**60 as a float) or refuse (a smallint out of range, text) handed back on every route."""
+    schema = parse_schema("version: 0\nschema: Custom.Arrays\nfields:\n"
+                          "  - {name: t, type: timestamp, timeFormat: rfc3339, isEventTime: true}\n"
+                          "  - {name: vlan, type: array, element: {type: int}}\n"
+                          "  - {name: small, type: array, element: {type: smallint}}\n"
+                          "  - name: hops\n    type: array\n    element:\n      type: object\n      fields:\n"
+                          "        - {name: ip, type: string, indicators: [ip]}\n"
+                          "        - {name: lat, type: float}\n")
+    values: list[dict[str, Any]] = [
+        {"t": "2024-05-01T10:00:00Z", "vlan": [1, 2, 3], "small": [7, -7], "hops": [{"ip": "10.0.0.1", "lat": 1.5}]},
+        {"vlan": [], "hops": [{"lat": 2}, {}, None, {"ip": "10.0.0.2"}]}, {"vlan": None, "small": None},
+        {"vlan": [1.0]}, {"vlan": [True]}, {"vlan": ["5"]}, {"vlan": [2**63]}, {"small": [70000]},
+        {"hops": [{"lat": True}]}, {"hops": [{"lat": 2**60}]}, {"hops": [{"lat": "1.5"}]}, {"vlan": 5},
+        {"hops": [{"lat": 9007199254740993}]}, {"vlan": [None, 4]},
+    ]
+    lines = [json.dumps(v).encode() for v in values] * 2
+    texts = [RawRecord(line, "/t", i) for i, line in enumerate(lines)]
+    decoded = [RawRecord(line, "/d", i, json.loads(line)) for i, line in enumerate(lines)]
+    block = LineBlock(b"\n".join(lines), "/b", 0, len(lines))
+    for items, records in ((texts, texts), ([block], block.records()), (decoded, decoded)):
+        fast = FastPath.compile(schema, SOURCE, PARSE_TIME)
+        assert fast is not None
+        table, slow = fast.convert(items)
+        _assert_same_as_python(schema, records, table, slow)
+        assert table is not None and table.num_rows >= 6
+        assert {r.position % len(values) for r in slow} >= {3, 4, 5, 6, 7, 8, 9, 10, 12}
 
 
 def test_ingest_uses_the_fast_path_and_conserves(tmp_path: Path, cloudtrail: LogSchema) -> None:

@@ -20,8 +20,8 @@ record, where it is normalised, drift-recorded or quarantined as before:
   unparseable timestamp, a required field missing or empty): its row is taken out and the batch redone;
 - a batch Arrow refuses as a whole: on the text route it is read again in blocks and refused blocks take
   the dict route; there the refusing records are found column by column and taken out.
-Schemas this path does not model (text parsers, `validate` rules, embedded JSON, numbers, numeric timestamps
-or `json` fields inside arrays, arrays of arrays) never use it: `FastPath.compile` returns None.
+Schemas this path does not model (text parsers, `validate` rules, embedded JSON, numeric timestamps or `json`
+fields inside arrays, arrays of arrays) never use it: `FastPath.compile` returns None.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class _Node:
     children: list[_Node] = field(default_factory=list)
     element: _Node | None = None
     path: tuple[str, ...] = ()
+    in_array: bool = False  # a number inside an array: read in bulk on both routes (checked first on the dict route)
 
 
 class _BadRows(Exception):
@@ -124,6 +125,7 @@ class FastPath:
         self.roots = [_compile(f, compiler, (f["name"],), in_array=False) for f in schema.fields]
         self.extract_type = pa.struct([pa.field(n.name, t) for n in self.roots if (t := _extract_type(n)) is not None])
         self.event_times = [n for n in _walk(self.roots) if n.event_time]
+        self._array_number_roots = [n for n in self.roots if _holds_array_numbers(n)]
         self._text_schema = pa.schema([pa.field(n.name, t) for n in self.roots
                                        if (t := _extract_type(n, numbers=True)) is not None])
         self._json_paths: list[tuple[_Node, tuple[str, ...]]] = []
@@ -375,6 +377,8 @@ class FastPath:
         for node in _walk(self.roots):
             if node.kind == "array":
                 _check_lists(node, events, bad)
+        for root in self._array_number_roots:
+            _check_array_numbers(root, [event.get(root.name) for event in events], range(len(events)), bad)
         return self._build(bulk, leaves, self._row_ids(records), bad)
 
     def _build(self, bulk: pa.StructArray, leaves: dict[int, pa.Array], row_ids: pa.Array, bad: set[int]) -> pa.Table:
@@ -586,14 +590,14 @@ def _compile(spec: dict[str, Any], compiler: Compiler, path: tuple[str, ...], *,
         return _Node(name, "timestamp", _TIMESTAMP, required, parse=time_parser(fmt), numeric=numeric,
                      event_time=bool(spec.get("isEventTime")), path=path)
     if kind in _INT_RANGES or kind in ("float", "json"):
-        if in_array:
-            raise Unsupported(f"{kind} inside an array")
         if kind == "json":
+            if in_array:
+                raise Unsupported("json inside an array")
             return _Node(name, "json", pa.string(), required, path=path)
         if kind == "float":
-            return _Node(name, "float", pa.float64(), required, path=path)
+            return _Node(name, "float", pa.float64(), required, path=path, in_array=in_array)
         arrow = pa.int16() if kind == "smallint" else pa.int64()
-        return _Node(name, "int", arrow, required, int_range=_INT_RANGES[kind], path=path)
+        return _Node(name, "int", arrow, required, int_range=_INT_RANGES[kind], path=path, in_array=in_array)
     if kind == "object":
         children = [_compile(f, compiler, (*path, f["name"]), in_array=in_array) for f in spec["fields"]]
         arrow = pa.struct([pa.field(c.name, c.arrow) for c in children])
@@ -613,7 +617,7 @@ def _extract_type(node: _Node, *, numbers: bool = False) -> pa.DataType | None:
     if node.kind in ("string", "boolean"):
         return node.arrow
     if node.kind in ("int", "float"):
-        return node.arrow if numbers else None
+        return node.arrow if numbers or node.in_array else None
     if node.kind == "timestamp":  # text, else (numeric formats) a number read by Arrow or taken in Python
         if node.numeric is None:
             return pa.string()
@@ -662,6 +666,40 @@ def _align(node: _Node, raw: pa.StructArray, flattened: list[pa.Array]) -> Itera
     by_name = dict(zip(raw.type.names, flattened, strict=True))
     for child in node.children:
         yield by_name.get(child.name)
+
+
+def _holds_array_numbers(node: _Node) -> bool:
+    if node.kind in ("int", "float"):
+        return node.in_array
+    return any(_holds_array_numbers(child) for child in node.children) or \
+        (node.element is not None and _holds_array_numbers(node.element))
+
+
+def _check_array_numbers(node: _Node, values: list[Any], rows: Sequence[int], bad: set[int]) -> None:
+    """Rows whose numbers inside arrays pa.array would coerce (1.0 into an int, true into a float, an int too large
+    for a float to hold exactly) or refuse (out of range) go to the Python path: `values` are `node`'s values,
+    `rows` their rows."""
+    kind = node.kind
+    if kind == "array":
+        elements: list[Any] = []
+        owners: list[int] = []
+        for value, row in zip(values, rows, strict=True):
+            if value.__class__ is list:
+                elements.extend(value)
+                owners.extend([row] * len(value))
+        _check_array_numbers(node.element, elements, owners, bad)  # type: ignore[arg-type]
+    elif kind == "object":
+        for child in node.children:
+            if _holds_array_numbers(child):
+                name = child.name
+                _check_array_numbers(child, [v.get(name) if v.__class__ is dict else None for v in values], rows, bad)
+    elif kind == "int":
+        low, high = node.int_range  # type: ignore[misc]
+        bad.update(row for value, row in zip(values, rows, strict=True)
+                   if value is not None and not (value.__class__ is int and low <= value <= high))
+    elif kind == "float":
+        bad.update(row for value, row in zip(values, rows, strict=True) if value is not None and not (
+            value.__class__ is float or (value.__class__ is int and -_EXACT_FLOAT <= value <= _EXACT_FLOAT)))
 
 
 def _walk(nodes: list[_Node]) -> Iterator[_Node]:
