@@ -20,8 +20,10 @@ record, where it is normalised, drift-recorded or quarantined as before:
   unparseable timestamp, a required field missing or empty): its row is taken out and the batch redone;
 - a batch Arrow refuses as a whole: on the text route it is read again in blocks and refused blocks take
   the dict route; there the refusing records are found column by column and taken out.
-Schemas this path does not model (text parsers, `validate` rules, embedded JSON, numeric timestamps or `json`
-fields inside arrays, arrays of arrays) never use it: `FastPath.compile` returns None.
+Schemas this path does not model (text parsers, `validate` rules, embedded JSON, numeric timestamps inside
+arrays, arrays of json or of arrays) never use it: `FastPath.compile` returns None. For schemas with `json`
+fields inside arrays the dict route hands its records to the Python path (it cannot line them up with Arrow's
+elements).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ class _Node:
     children: list[_Node] = field(default_factory=list)
     element: _Node | None = None
     path: tuple[str, ...] = ()
-    in_array: bool = False  # a number inside an array: read in bulk on both routes (checked first on the dict route)
+    in_array: bool = False  # a number (read in bulk, checked first on the dict route) or json inside an array
 
 
 class _BadRows(Exception):
@@ -105,6 +107,10 @@ class _BadRows(Exception):
     def __init__(self, rows: set[int], table: pa.Table | None = None) -> None:
         self.rows = rows
         self.table = table
+
+
+class _Misaligned(Exception):
+    """json values decoded inside an array do not line up with Arrow's elements: the batch takes the Python path."""
 
 
 class FastPath:
@@ -130,6 +136,7 @@ class FastPath:
                                        if (t := _extract_type(n, numbers=True)) is not None])
         self._json_paths: list[tuple[_Node, tuple[str, ...]]] = []
         self._json_decoder = msgspec.json.Decoder(_json_struct(self.roots, (), self._json_paths))
+        self._json_in_arrays = any(_EACH in steps for _, steps in self._json_paths)
         self._prefixes: dict[str, str] = {}
         self.routes: Counter[str] = Counter()  # rows by route (text, dicts, python): what tests and benches check
         self._time_caches: dict[_Node, dict[Any, int | None]] = {}  # per timestamp field: value -> µs
@@ -320,6 +327,9 @@ class FastPath:
         return pa.concat_arrays(arrays), kept_objects, kept, refused
 
     def _convert_dicts(self, records: list[RawRecord], tables: list[pa.Table], slow: list[RawRecord]) -> None:
+        if self._json_in_arrays:  # the dict route cannot align their values with Arrow's: the Python path's
+            slow.extend(records)
+            return
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         events: list[dict[str, Any]] = []
         kept: list[RawRecord] = []
@@ -391,7 +401,10 @@ class FastPath:
         times: dict[int, pa.Array] = {}
         for node in self.roots:
             raw = bulk.field(bulk_fields[node.name]) if node.name in bulk_fields else None
-            array = self._finish(node, raw, leaves, None, bad, indicators, times)
+            try:
+                array = self._finish(node, raw, leaves, None, bad, indicators, times)
+            except _Misaligned:
+                raise _BadRows(set(range(n))) from None
             if node.required:
                 _require(None, array, None, bad)
             columns.append(array)
@@ -456,6 +469,8 @@ class FastPath:
             valid = None
             for child, child_raw in zip(node.children, _align(node, raw, children), strict=True):
                 array = self._finish(child, child_raw, leaves, owner, bad, indicators, times)
+                if len(array) != len(raw):
+                    raise _Misaligned
                 if child.required:
                     _require(raw, array, owner, bad)
                 arrays.append(array)
@@ -591,9 +606,7 @@ def _compile(spec: dict[str, Any], compiler: Compiler, path: tuple[str, ...], *,
                      event_time=bool(spec.get("isEventTime")), path=path)
     if kind in _INT_RANGES or kind in ("float", "json"):
         if kind == "json":
-            if in_array:
-                raise Unsupported("json inside an array")
-            return _Node(name, "json", pa.string(), required, path=path)
+            return _Node(name, "json", pa.string(), required, path=path, in_array=in_array)
         if kind == "float":
             return _Node(name, "float", pa.float64(), required, path=path, in_array=in_array)
         arrow = pa.int16() if kind == "smallint" else pa.int64()
@@ -745,23 +758,35 @@ def _exact_floats(values: pa.Array, owner: np.ndarray | None, bad: set[int]) -> 
         bad.update((positions if owner is None else owner[positions]).tolist())
 
 
+_EACH = ""  # a step into every element of a list (attribute names are f0, f1...)
+
+
 def _json_columns(objects: list[Any], paths: list[tuple[_Node, tuple[str, ...]]], bad: set[int],
                   offset: int = 0) -> dict[int, pa.Array]:
     """The text of each json field (by node id) for every decoded record, as the Python path writes it:
-    orjson.dumps of the value. `paths` give each field's attribute path in the Structs. A value orjson refuses
-    (an integer beyond 64 bits, which orjson would not have decoded either) sends its row (+ `offset`) to the
-    Python path."""
-    parents: dict[tuple[str, ...], list[Any]] = {(): objects}
+    orjson.dumps of the value. `paths` give each field's steps in the Structs: attributes, and _EACH into every
+    element of a list, so a json field inside an array has one value per element, in the order of Arrow's
+    flattened list values. A value orjson refuses (an integer beyond 64 bits, which orjson would not have decoded
+    either) sends its row (+ `offset`) to the Python path."""
+    # Per step prefix: the values there, and (below a list) the record each one belongs to.
+    parents: dict[tuple[str, ...], tuple[list[Any], list[int] | None]] = {(): (objects, None)}
     out: dict[int, pa.Array] = {}
     dumps = orjson.dumps
-    for node, attrs in paths:
-        for depth in range(1, len(attrs)):
-            if attrs[:depth] not in parents:
-                above, attr = parents[attrs[:depth - 1]], attrs[depth - 1]
-                parents[attrs[:depth]] = [None if v is None else getattr(v, attr) for v in above]
-        above, attr = parents[attrs[:-1]], attrs[-1]
-        values = list(map(attrgetter(attr), objects)) if len(attrs) == 1 else \
-            [None if v is None else getattr(v, attr) for v in above]
+    for node, steps in paths:
+        for depth in range(1, len(steps) + 1):
+            if steps[:depth] not in parents:
+                above, rows = parents[steps[:depth - 1]]
+                step = steps[depth - 1]
+                if step == _EACH:
+                    owners = range(len(above)) if rows is None else rows
+                    parents[steps[:depth]] = ([e for v in above if v is not None for e in v],
+                                              [r for v, r in zip(above, owners, strict=True) if v is not None
+                                               for _ in v])
+                elif depth == 1:
+                    parents[steps[:depth]] = (list(map(attrgetter(step), above)), rows)
+                else:
+                    parents[steps[:depth]] = ([None if v is None else getattr(v, step) for v in above], rows)
+        values, rows = parents[steps]
         if not any(v is not None for v in values):
             out[id(node)] = pa.nulls(len(values), pa.string())
             continue
@@ -769,34 +794,43 @@ def _json_columns(objects: list[Any], paths: list[tuple[_Node, tuple[str, ...]]]
             texts = [None if v is None else dumps(v) for v in values]
         except orjson.JSONEncodeError:
             texts = []
-            for row, value in enumerate(values):
+            for index, value in enumerate(values):
                 try:
                     texts.append(None if value is None else dumps(value))
                 except orjson.JSONEncodeError:
-                    bad.add(offset + row)
+                    bad.add(offset + (index if rows is None else rows[index]))
                     texts.append(None)
         out[id(node)] = pa.array(texts, pa.string())
     return out
 
 
-def _json_struct(nodes: list[_Node], attrs: tuple[str, ...], paths: list[tuple[_Node, tuple[str, ...]]],
-                name: str = "Record") -> type:
-    """A msgspec Struct type keeping only the json leaves (decoded) and the objects leading to them; each json
-    node's attribute path goes to `paths`. Attributes are f0, f1... (field names need not be identifiers)."""
+def _json_struct(nodes: list[_Node], steps: tuple[str, ...], paths: list[tuple[_Node, tuple[str, ...]]],
+                 name: str = "Record") -> type:
+    """A msgspec Struct type keeping only the json leaves (decoded) and the objects and arrays leading to them;
+    each json node's steps go to `paths`. Attributes are f0, f1... (field names need not be identifiers)."""
     fields: list[tuple[str, Any, Any]] = []
     rename: dict[str, str] = {}
     for node in nodes:
         attr = f"f{len(fields)}"
         if node.kind == "json":
             fields.append((attr, Any, None))
-            paths.append((node, (*attrs, attr)))
-        elif node.kind == "object" and any(n.kind == "json" for n in _walk(node.children)):
-            child = _json_struct(node.children, (*attrs, attr), paths, f"{name}_{attr}")
+            paths.append((node, (*steps, attr)))
+        elif node.kind == "object" and _holds_json(node):
+            child = _json_struct(node.children, (*steps, attr), paths, f"{name}_{attr}")
             fields.append((attr, child | None, None))
+        elif node.kind == "array" and node.element is not None and node.element.kind == "object" \
+                and _holds_json(node.element):
+            child = _json_struct(node.element.children, (*steps, attr, _EACH), paths, f"{name}_{attr}")
+            fields.append((attr, list[child | None] | None, None))  # type: ignore[valid-type]
         else:
             continue
         rename[attr] = node.name
     return msgspec.defstruct(name, fields, rename=rename)
+
+
+def _holds_json(node: _Node) -> bool:
+    return node.kind == "json" or any(_holds_json(child) for child in node.children) or \
+        (node.element is not None and _holds_json(node.element))
 
 
 def _valid_utf8(text: bytes) -> bool:
