@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -186,8 +186,13 @@ class Worker:
     def _run_batch(self, batch: list[Entry], sources: dict[str, models.Source], *, plan: bool = True) -> None:
         if plan:  # recorded before anything is written, so a restart can redo exactly this batch
             atomic_write(self._plan_path, orjson.dumps({"first": batch[0].position, "last": batch[-1].position}))
-        with gc_paused():
-            self._process(batch, sources)
+        counted = replace(self.counters, by_source=dict(self.counters.by_source))
+        try:
+            with gc_paused():
+                self._process(batch, sources)
+        except BaseException:
+            self.counters = counted  # the batch is retried from the checkpoint: its records count then, once
+            raise
         self.counters.batches += 1
 
     def _commit(self, position: int) -> None:
