@@ -21,9 +21,9 @@ record, where it is normalised, drift-recorded or quarantined as before:
 - a batch Arrow refuses as a whole: on the text route it is read again in blocks and refused blocks take
   the dict route; there the refusing records are found column by column and taken out.
 Schemas this path does not model (text parsers, `validate` rules, embedded JSON, numeric timestamps inside
-arrays, arrays of json or of arrays) never use it: `FastPath.compile` returns None. For schemas with `json`
-fields inside arrays the dict route hands its records to the Python path (it cannot line them up with Arrow's
-elements).
+arrays, arrays of json, json inside arrays of arrays) never use it: `FastPath.compile` returns None. For
+schemas with `json` fields inside arrays, or arrays inside arrays, the dict route hands its records to the
+Python path (it cannot line json values up with Arrow's elements, nor tell a string from an inner array).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from onca.logs.timeformats import time_parser
 BATCH_RECORDS = 10_000  # ~1.4 KB CloudTrail lines: ~15 MB of text and ~100 MB of decoded dicts at a time
 _CHUNK = 256  # rows per probe when looking for the rows Arrow refuses
 _TEXT_BLOCK = 500  # records per block when a batch's text is read again after a refusal
+_TEXT_LEAST = 4  # a refused block is halved down to this many records (each halving is one more Arrow read)
 _JSON_PIECE = 1 << 20  # bytes of text whose json fields are decoded and re-encoded together
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -98,7 +99,7 @@ class _Node:
     children: list[_Node] = field(default_factory=list)
     element: _Node | None = None
     path: tuple[str, ...] = ()
-    in_array: bool = False  # a number (read in bulk, checked first on the dict route) or json inside an array
+    in_array: bool = False  # a number (read in bulk, checked first on the dict route), json or array inside an array
 
 
 class _BadRows(Exception):
@@ -136,7 +137,10 @@ class FastPath:
                                        if (t := _extract_type(n, numbers=True)) is not None])
         self._json_paths: list[tuple[_Node, tuple[str, ...]]] = []
         self._json_decoder = msgspec.json.Decoder(_json_struct(self.roots, (), self._json_paths))
-        self._json_in_arrays = any(_EACH in steps for _, steps in self._json_paths)
+        # The dict route cannot line json values up with Arrow's elements, nor tell a string from an inner array
+        # (pa.array reads one as a list of characters): such schemas' decoded records take the Python path.
+        self._dicts_unsupported = any(_EACH in steps for _, steps in self._json_paths) or \
+            any(n.kind == "array" and n.in_array for n in _subtree(self.roots))
         self._prefixes: dict[str, str] = {}
         self.routes: Counter[str] = Counter()  # rows by route (text, dicts, python): what tests and benches check
         self._time_caches: dict[_Node, dict[Any, int | None]] = {}  # per timestamp field: value -> µs
@@ -299,7 +303,8 @@ class FastPath:
     def _read_blocks(self, objects: list[Any], records: list[RawRecord], text: bytes | None
                      ) -> tuple[pa.StructArray | None, list[Any], list[RawRecord], list[RawRecord]]:
         """Arrow's read of the records' text (`text`, when already joined): (struct array, objects and records it
-        covers, records refused). A refused batch is read again in blocks, so one misfit costs its block."""
+        covers, records refused). A refused batch is read again in blocks, and a refused block in halves down to
+        _TEXT_LEAST records, so one misfit costs a few records, not its block."""
         try:
             bulk = _read_json(text if text is not None else b"\n".join(r.data for r in records), self._text_schema)
             if len(bulk) == len(records):
@@ -310,24 +315,29 @@ class FastPath:
         kept_objects: list[Any] = []
         kept: list[RawRecord] = []
         refused: list[RawRecord] = []
-        for start in range(0, len(records), _TEXT_BLOCK):
-            block = records[start:start + _TEXT_BLOCK]
+        pending = [(start, min(start + _TEXT_BLOCK, len(records))) for start in range(0, len(records), _TEXT_BLOCK)]
+        pending.reverse()
+        while pending:  # depth first, left half first: the kept records stay in order
+            start, end = pending.pop()
             try:
-                array = _read_json(b"\n".join(r.data for r in block), self._text_schema)
+                array = _read_json(b"\n".join(r.data for r in records[start:end]), self._text_schema)
             except _ARROW_ERRORS:
                 array = None
-            if array is None or len(array) != len(block):
-                refused.extend(block)
-                continue
-            arrays.append(array)
-            kept_objects.extend(objects[start:start + _TEXT_BLOCK])
-            kept.extend(block)
+            if array is not None and len(array) == end - start:
+                arrays.append(array)
+                kept_objects.extend(objects[start:end])
+                kept.extend(records[start:end])
+            elif end - start <= _TEXT_LEAST:
+                refused.extend(records[start:end])
+            else:
+                middle = (start + end) // 2
+                pending += [(middle, end), (start, middle)]
         if not arrays:
             return None, [], [], refused
         return pa.concat_arrays(arrays), kept_objects, kept, refused
 
     def _convert_dicts(self, records: list[RawRecord], tables: list[pa.Table], slow: list[RawRecord]) -> None:
-        if self._json_in_arrays:  # the dict route cannot align their values with Arrow's: the Python path's
+        if self._dicts_unsupported:
             slow.extend(records)
             return
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
@@ -616,10 +626,9 @@ def _compile(spec: dict[str, Any], compiler: Compiler, path: tuple[str, ...], *,
         arrow = pa.struct([pa.field(c.name, c.arrow) for c in children])
         return _Node(name, "object", arrow, required, children=children, path=path)
     if kind == "array":
-        if in_array:
-            raise Unsupported("array inside an array")
         element = _compile({**spec["element"], "name": "item"}, compiler, path, in_array=True)
-        return _Node(name, "array", pa.list_(element.arrow), required, element=element, path=path)
+        return _Node(name, "array", pa.list_(element.arrow), required, element=element, path=path,
+                     in_array=in_array)
     raise Unsupported(kind)
 
 
@@ -713,6 +722,15 @@ def _check_array_numbers(node: _Node, values: list[Any], rows: Sequence[int], ba
     elif kind == "float":
         bad.update(row for value, row in zip(values, rows, strict=True) if value is not None and not (
             value.__class__ is float or (value.__class__ is int and -_EXACT_FLOAT <= value <= _EXACT_FLOAT)))
+
+
+def _subtree(nodes: list[_Node]) -> Iterator[_Node]:
+    """Every node, array elements included (_walk stops at arrays)."""
+    for node in nodes:
+        yield node
+        yield from _subtree(node.children)
+        if node.element is not None:
+            yield from _subtree([node.element])
 
 
 def _walk(nodes: list[_Node]) -> Iterator[_Node]:
@@ -818,8 +836,9 @@ def _json_struct(nodes: list[_Node], steps: tuple[str, ...], paths: list[tuple[_
         elif node.kind == "object" and _holds_json(node):
             child = _json_struct(node.children, (*steps, attr), paths, f"{name}_{attr}")
             fields.append((attr, child | None, None))
-        elif node.kind == "array" and node.element is not None and node.element.kind == "object" \
-                and _holds_json(node.element):
+        elif node.kind == "array" and node.element is not None and _holds_json(node.element):
+            if node.element.kind != "object":
+                raise Unsupported("json inside an array of arrays")
             child = _json_struct(node.element.children, (*steps, attr, _EACH), paths, f"{name}_{attr}")
             fields.append((attr, list[child | None] | None, None))  # type: ignore[valid-type]
         else:
