@@ -181,6 +181,10 @@ def test_small_files_are_stored_together_and_marked_once_written(tmp_path: Path,
     assert summary.skipped_files == [f"{tmp_path / 'in' / 'trail_copy.json.gz'}: already ingested (same content as "
                                      f"{tmp_path / 'in' / 'trail_000.json.gz'}); use --force to ingest it again"]
     assert len(list((lake / "aws_cloudtrail").rglob("*.parquet"))) == 1
+    seen: list[int] = []
+    ingest([str(tmp_path / "in")], lake=tmp_path / "other", registry=registry, log_types=["AWS.CloudTrail"],
+           progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 600  # the run's records so far, not the current file's
     again = ingest([str(tmp_path / "in")], lake=lake, registry=registry, log_types=["AWS.CloudTrail"])
     assert again.events == 0 and len(again.skipped_files) == 31
 

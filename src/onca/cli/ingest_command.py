@@ -44,7 +44,7 @@ def ingest(
         task = progress.add_task("reading", total=None)
 
         def advance(records: int) -> None:
-            progress.update(task, description=f"{records:,} records from the current file")
+            progress.update(task, description=f"{records:,} records read")
 
         try:
             summary = run_ingest(paths, lake=resolve_lake(lake, home), registry=registry,

@@ -189,13 +189,14 @@ class _Run:
         summary, progress, fast = self.summary, self.progress, self.fast
         summary.files += 1
         records = 0
+        before = summary.records  # progress counts the run's records, not the file's: many files may be small
         for record in read_records(path, origin=origin, report=self.report, blocks=fast is not None):
             if record.__class__ is LineBlock:  # only for the fast path: `blocks` asks for them
                 records += record.count  # type: ignore[union-attr]
                 summary.bytes += _record_bytes(record)
                 self._pend(record, record.count)  # type: ignore[union-attr]
                 if progress is not None:
-                    progress(records)
+                    progress(before + records)
                 continue
             records += 1
             size = len(record.data)
@@ -205,12 +206,12 @@ class _Run:
             else:
                 self._take(record, size)  # type: ignore[arg-type]
             if progress is not None and records % 2048 == 0:
-                progress(records)
+                progress(before + records)
         self._store_batches()
         quarantined = self._write_quarantine()
         summary.records += records
         if progress is not None:
-            progress(records)
+            progress(before + records)
         return {"records": records, "quarantined": quarantined}
 
     def finish(self) -> None:
