@@ -143,7 +143,7 @@ class FastPath:
             any(n.kind == "array" and n.in_array for n in _subtree(self.roots))
         self._prefixes: dict[str, str] = {}
         self.routes: Counter[str] = Counter()  # rows by route (text, dicts, python): what tests and benches check
-        self._time_caches: dict[_Node, dict[Any, int | None]] = {}  # per timestamp field: value -> µs
+        self._time_caches: dict[_Node, dict[Any, int | None]] = {}  # per timestamp field: (type, value) -> µs
 
     @classmethod
     def compile(cls, schema: LogSchema, source: Source, parse_time: datetime) -> FastPath | None:
@@ -503,33 +503,13 @@ class FastPath:
             dumps = orjson.dumps
             # Arrow takes the UTF-8 bytes as they are: no decode to str and back.
             return pa.array([None if v is None else dumps(v) for v in values], pa.string())
-        types = set(map(type, values))
-        if kind == "int":
-            if not types <= {int, type(None)}:
-                bad.update(i for i, v in enumerate(values) if v is not None and type(v) is not int)
-                values = [v if type(v) is int else None for v in values]
-            low, high = node.int_range  # type: ignore[misc]
-            checked = [v for v in values if v is not None]
-            if checked and (min(checked) < low or max(checked) > high):
-                bad.update(i for i, v in enumerate(values) if v is not None and not low <= v <= high)
-                values = [v if v is None or low <= v <= high else None for v in values]
-            return pa.array(values, node.arrow)
-        # float: ints become floats exactly as float() does, when they are exactly representable
-        if not types <= {float, int, type(None)}:
-            bad.update(i for i, v in enumerate(values) if v is not None and type(v) not in (float, int))
-        if types - {float, type(None)}:
-            out = []
-            for i, v in enumerate(values):
-                if type(v) is int:
-                    if -_EXACT_FLOAT <= v <= _EXACT_FLOAT:
-                        out.append(float(v))
-                    else:
-                        bad.add(i)
-                        out.append(None)
-                else:
-                    out.append(v if type(v) is float else None)
-            values = out
-        return pa.array(values, pa.float64())
+        misfits = _misfits(node, values)
+        if misfits:
+            bad.update(misfits)
+            values = list(values)
+            for index in misfits:
+                values[index] = None
+        return pa.array(values, node.arrow)  # a float field's ints, all exact here, become floats as float() does
 
     def _times(self, node: _Node, raw: pa.Array, owner: np.ndarray | None, bad: set[int]) -> pa.Array:
         """Each distinct value (text, or a number for the unix formats) parsed once by the schema's own parser; ""
@@ -543,21 +523,13 @@ class FastPath:
         micros: list[int | None] = []
         refused: list[int] = []
         for index, value in enumerate(encoded.dictionary.to_pylist()):
-            found = cache.get(value, _MISSING)
-            if found is _MISSING:
-                if value == "":
-                    found = None
-                else:
-                    try:
-                        if bound is not None and abs(value) > bound:
-                            raise ValueError("beyond exact float range")
-                        found = (node.parse(value) - _EPOCH) // _MICRO  # type: ignore[misc]
-                    except Exception:  # whatever the parser refuses is the Python path's to judge
-                        refused.append(index)
-                        micros.append(None)
-                        continue
-                cache[value] = found
-            micros.append(found)
+            try:
+                if bound is not None and abs(value) > bound:
+                    raise ValueError("beyond exact float range")
+                micros.append(self._micros(node, value, cache))
+            except Exception:  # whatever the parser refuses is the Python path's to judge
+                refused.append(index)
+                micros.append(None)
         if refused:
             positions = np.flatnonzero(np.isin(encoded.indices.to_numpy(zero_copy_only=False), refused))
             bad.update((positions if owner is None else owner[positions]).tolist())
@@ -569,22 +541,23 @@ class FastPath:
         cache = self._cache_of(node)
         micros: list[int | None] = []
         for row, value in enumerate(values):
-            if value is None or value == "":
+            try:
+                micros.append(None if value is None else self._micros(node, value, cache))
+            except Exception:  # including an unhashable value (an object, an array), which the parser refuses too
+                bad.add(row)
                 micros.append(None)
-                continue
-            key = (value.__class__, value) if value.__class__ in (int, float, str) else None
-            found = cache.get(key, _MISSING) if key is not None else _MISSING
-            if found is _MISSING:
-                try:
-                    found = (node.parse(value) - _EPOCH) // _MICRO  # type: ignore[misc]
-                except Exception:
-                    bad.add(row)
-                    micros.append(None)
-                    continue
-                if key is not None:
-                    cache[key] = found
-            micros.append(found)
         return pa.array(micros, _TIMESTAMP)
+
+    @staticmethod
+    def _micros(node: _Node, value: Any, cache: dict[Any, int | None]) -> int | None:
+        """µs since the epoch of one timestamp value as the Python path parses it ("" is absent); raises what the
+        parser raises. Cached by type and value: 1 and 1.0 need not parse alike."""
+        key = (value.__class__, value)
+        found = cache.get(key, _MISSING)
+        if found is _MISSING:
+            found = None if value == "" else (node.parse(value) - _EPOCH) // _MICRO  # type: ignore[misc]
+            cache[key] = found
+        return found
 
     def _cache_of(self, node: _Node) -> dict[Any, int | None]:
         cache = self._time_caches.setdefault(node, {})
@@ -698,9 +671,8 @@ def _holds_array_numbers(node: _Node) -> bool:
 
 
 def _check_array_numbers(node: _Node, values: list[Any], rows: Sequence[int], bad: set[int]) -> None:
-    """Rows whose numbers inside arrays pa.array would coerce (1.0 into an int, true into a float, an int too large
-    for a float to hold exactly) or refuse (out of range) go to the Python path: `values` are `node`'s values,
-    `rows` their rows."""
+    """Rows whose numbers inside arrays do not fit exactly (_misfits) go to the Python path: `values` are `node`'s
+    values, `rows` their rows."""
     kind = node.kind
     if kind == "array":
         elements: list[Any] = []
@@ -715,13 +687,26 @@ def _check_array_numbers(node: _Node, values: list[Any], rows: Sequence[int], ba
             if _holds_array_numbers(child):
                 name = child.name
                 _check_array_numbers(child, [v.get(name) if v.__class__ is dict else None for v in values], rows, bad)
-    elif kind == "int":
+    elif kind in ("int", "float"):
+        bad.update(rows[index] for index in _misfits(node, values))
+
+
+def _misfits(node: _Node, values: list[Any]) -> list[int]:
+    """Indices of the values (null aside) that are not exactly of the number field's type, which pa.array would
+    coerce (1.0 into an int, true into a float, an int past 2**53 into a float) or refuse (out of range), and the
+    Python path judges itself: an int field takes ints in its range, a float field floats and exact ints."""
+    types = set(map(type, values))
+    if node.kind == "int":
         low, high = node.int_range  # type: ignore[misc]
-        bad.update(row for value, row in zip(values, rows, strict=True)
-                   if value is not None and not (value.__class__ is int and low <= value <= high))
-    elif kind == "float":
-        bad.update(row for value, row in zip(values, rows, strict=True) if value is not None and not (
-            value.__class__ is float or (value.__class__ is int and -_EXACT_FLOAT <= value <= _EXACT_FLOAT)))
+        if types <= {int, type(None)}:
+            checked = [v for v in values if v is not None]
+            if not checked or (low <= min(checked) and max(checked) <= high):
+                return []
+        return [i for i, v in enumerate(values) if v is not None and not (v.__class__ is int and low <= v <= high)]
+    if types <= {float, type(None)}:
+        return []
+    return [i for i, v in enumerate(values) if v is not None and not (
+        v.__class__ is float or (v.__class__ is int and -_EXACT_FLOAT <= v <= _EXACT_FLOAT))]
 
 
 def _subtree(nodes: list[_Node]) -> Iterator[_Node]:
