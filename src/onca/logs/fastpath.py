@@ -524,7 +524,7 @@ class FastPath:
         refused: list[int] = []
         for index, value in enumerate(encoded.dictionary.to_pylist()):
             try:
-                if bound is not None and abs(value) > bound:
+                if bound is not None and abs(value) >= bound:  # 2.0**53 may be the int literal 2**53 + 1, rounded
                     raise ValueError("beyond exact float range")
                 micros.append(self._micros(node, value, cache))
             except Exception:  # whatever the parser refuses is the Python path's to judge
