@@ -30,6 +30,7 @@ import orjson
 
 from onca.logs.model import Source
 from onca.logs.pipeline import ingest
+from onca.logs.readers import expand_paths
 from onca.logs.registry import SchemaRegistry
 
 TEXT_LINE = re.compile(rb"^(\S+) (\S+) (\S+) (.*)$")
@@ -63,19 +64,13 @@ def _open(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if gzipped else path.open("rb")
 
 
-def _files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("file", type=Path, help="a log file (NDJSON or text lines), or a directory of them")
     parser.add_argument("--log-type", required=True, help="the log type of every record, e.g. AWS.CloudTrail")
     parser.add_argument("--lake", type=Path, help="lake directory (default: a temporary one, deleted after)")
     args = parser.parse_args(argv)
-    files = _files(args.file)
+    files = [path for path in expand_paths([args.file]) if path.is_file()]  # what ingest reads, in its order
     if not files:
         parser.error(f"{args.file} is not a file or a directory with files")
     if hasattr(os, "sched_setaffinity"):
